@@ -1,0 +1,3 @@
+"""huskies: a story-driven development server."""
+
+__version__ = "0.1.0"

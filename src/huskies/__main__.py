@@ -1,0 +1,3 @@
+from huskies.cli import app
+
+app(prog_name="huskies")

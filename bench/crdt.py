@@ -176,7 +176,7 @@ def run_two_replicas(patches: list[Patch], start: str) -> tuple[float, str, str]
 def run_pycrdt(patches: list[Patch], start: str) -> tuple[float, str]:
     import pycrdt
 
-    doc = pycrdt.Doc()
+    doc: pycrdt.Doc = pycrdt.Doc()
     text = doc.get("text", type=pycrdt.Text)
     text += start
     began = time.perf_counter()

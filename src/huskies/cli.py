@@ -33,3 +33,12 @@ def main(
     ] = False,
 ) -> None:
     """huskies runs AI coding agents on a backlog and moves each item through the pipeline."""
+
+
+@app.command()
+def demo() -> None:
+    """Show the replicated document at work: two nodes converge, forgeries are refused."""
+    from huskies.demo import run_demo
+
+    if not run_demo(typer.echo):
+        raise typer.Exit(1)

@@ -60,9 +60,9 @@ class AuthorLog:
                 out.extend(i for i in ids if i != first)
         return out
 
-    def fork_ids_upto(self, seq: int) -> list[bytes]:
-        """Every id at a forked seq no greater than `seq`."""
-        return [i for fork_seq, ids in self._forks.items() if fork_seq <= seq for i in ids]
+    def fork_ids(self) -> list[bytes]:
+        """Every id at a seq that holds more than one change."""
+        return [i for ids in self._forks.values() for i in ids]
 
     def digest(self, seq: int) -> bytes:
         """The digest of seqs 1..seq."""

@@ -229,12 +229,15 @@ class Document:
                 wanted.extend(log.ids_after(0))
             elif theirs.seq <= log.seq and log.digest(theirs.seq) == theirs.digest:
                 wanted.extend(log.ids_after(theirs.seq))
+            elif theirs.seq <= log.seq:
+                # Same count, different ids: the author equivocated, and we cannot tell which of
+                # its changes they lack, so we send all of them up to their count (rare: only a
+                # Byzantine author causes it, and the protocol can narrow it by exchanging ids).
+                wanted.extend(log.ids_after(0))
             else:
-                # Some change of this author differs below their count: only an equivocation
-                # (two changes at one seq) can do that, so send ours at forked seqs.
-                common = min(theirs.seq, log.seq)
-                wanted.extend(log.ids_after(common))
-                wanted.extend(log.fork_ids_upto(common))
+                # They are ahead. If they lack one of ours, it is at a seq we hold several
+                # changes for (else they would detect the difference from our clock).
+                wanted.extend(log.fork_ids())
         records = self._records
         wanted.sort(key=lambda cid: records[cid][3])
         return [_signed(cid, records[cid]) for cid in wanted]
@@ -465,9 +468,7 @@ class Document:
             target = (op.path, kind)
             for change, start, count in refs:
                 if change == own:
-                    found = any(
-                        lo <= start and start + count <= hi for lo, hi in created.get(target, ())
-                    )
+                    found = _covered(created.get(target, []), start, start + count)
                 else:
                     obj = self._objects.get(target)
                     sequence = obj.sequence if isinstance(obj, ListState) else obj
@@ -631,6 +632,14 @@ class Document:
             assert not isinstance(value, _Deleted)
             out.append(self._view_value((*path, element), value))
         return out
+
+
+def _covered(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """True if the half-open ranges together cover [start, end)."""
+    for lo, hi in sorted(ranges):
+        if lo <= start < hi:
+            start = hi
+    return start >= end
 
 
 def _describe(blocker: bytes | tuple[bytes, int]) -> str:

@@ -277,3 +277,17 @@ def test_one_change_may_delete_what_several_of_its_own_ops_inserted():
     replica = Document()
     assert replica.apply(change) == Applied((change.id,))
     assert replica.view() == doc.view()
+
+
+def test_raw_ops_a_remote_replica_would_refuse_are_refused_locally():
+    doc = Document()
+    bad_ops = [
+        MapSet((1,), "k", 1),  # type: ignore[arg-type]  # a path segment that is not a key or id
+        MapSet((), "k", float("nan")),
+        TextInsert(("t",), None, ""),
+    ]
+    for op in bad_ops:
+        with pytest.raises(ChangeRefused, match="malformed_op"):
+            doc.commit([op], A, 0)
+    assert doc.change_count == 0
+    assert doc.view() == {}

@@ -104,10 +104,6 @@ def signed_from_bytes(data: bytes) -> SignedChange:
     return SignedChange(raw[0], raw[1], raw[2], raw[3])
 
 
-def _reject(reason: RejectReason, detail: str, cid: bytes) -> Rejected:
-    return Rejected(reason, detail, cid)
-
-
 def _int_field(value: object, name: str, minimum: int) -> int:
     if type(value) is not int or not minimum <= value <= INT_MAX:
         raise ValueError(f"{name} must be an integer from {minimum} to 2^63-1, got {value!r}")
@@ -162,30 +158,30 @@ def decode_signed(
     """
     cid = signed.id
     if len(signed.body) > MAX_CHANGE_BYTES:
-        return _reject(
+        return Rejected(
             RejectReason.TOO_LARGE,
             f"body is {len(signed.body)} bytes (max {MAX_CHANGE_BYTES})",
             cid,
         )
     if change_id(signed.body) != cid:
-        return _reject(RejectReason.BAD_ID, "id is not the SHA-256 of the body", cid)
+        return Rejected(RejectReason.BAD_ID, "id is not the SHA-256 of the body", cid)
     try:
         raw = decode(signed.body)
         change = _parse_body(raw)
     except MalformedOp as exc:
-        return _reject(RejectReason.MALFORMED_OP, str(exc), cid)
+        return Rejected(RejectReason.MALFORMED_OP, str(exc), cid)
     except (EncodingError, ValueError) as exc:
-        return _reject(RejectReason.MALFORMED, str(exc), cid)
+        return Rejected(RejectReason.MALFORMED, str(exc), cid)
     # _parse_body accepted exactly the shapes encode_change produces, so re-encoding the raw
     # decoded value is equivalent to re-encoding the typed change, and cheaper.
     if encode(raw) != signed.body:
-        return _reject(RejectReason.NON_CANONICAL, "body is not in canonical CBOR form", cid)
+        return Rejected(RejectReason.NON_CANONICAL, "body is not in canonical CBOR form", cid)
     if signed.signer != change.author:
-        return _reject(
+        return Rejected(
             RejectReason.SIGNER_NOT_AUTHOR,
             f"signed by {signed.signer.hex()[:16]}… but authored by {change.author.hex()[:16]}…",
             cid,
         )
     if check_signature and not verify_signature(change.author, cid, signed.signature):
-        return _reject(RejectReason.BAD_SIGNATURE, "signature does not verify", cid)
+        return Rejected(RejectReason.BAD_SIGNATURE, "signature does not verify", cid)
     return VerifiedChange(cid, change, signed)

@@ -1,12 +1,4 @@
-"""The replicated document: a JSON tree of maps, lists, texts and registers, built from changes.
-
-Containers are addressed by path. A map key holds a last-writer-wins register whose value is a JSON
-value, a container of some kind, or a deletion. The container at a path is a single object per
-kind: concurrent creations of the same map key as a map merge into one map instead of one
-silently hiding the other. Ops may target a container before any replica has made it visible;
-they are kept and appear when a make op wins the key.
-
-Every conflict is decided by the key `(lamport, author, change id, op index)`, which never ties.
+"""The replicated document: one replica's changes, causal delivery, clocks, and its JSON tree.
 
 Causal delivery: a change applies once every change it names (its deps, plus any change whose
 elements its ops refer to) and its author's previous seq are applied. Until then it waits in a
@@ -17,8 +9,6 @@ dependencies, so every honest replica accepts or rejects it alike.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from enum import Enum
 from typing import NamedTuple, TypeAlias
 
 from huskies.crdt.change import (
@@ -29,25 +19,20 @@ from huskies.crdt.change import (
     sign_change,
 )
 from huskies.crdt.clock import AuthorClock, AuthorLog
-from huskies.crdt.encoding import Json, copy_json
+from huskies.crdt.encoding import Json
 from huskies.crdt.identity import Signer
 from huskies.crdt.ops import (
-    ListDelete,
-    ListInsert,
-    ListMake,
+    SEQUENCE_DELETES,
+    SEQUENCE_INSERTS,
     ListSet,
-    MapDelete,
-    MapMake,
-    MapSet,
+    MalformedOp,
     ObjKind,
     Op,
     OpId,
     Path,
-    PathSegment,
     Span,
-    TextDelete,
-    TextInsert,
-    slots,
+    from_wire,
+    to_wire,
 )
 from huskies.crdt.results import (
     INTRINSIC_REASONS,
@@ -59,43 +44,10 @@ from huskies.crdt.results import (
     RejectReason,
 )
 from huskies.crdt.sequence import Sequence, Stamp
+from huskies.crdt.tree import Tree
 
 DEFAULT_MAX_PENDING = 10_000
 REMEMBERED_REJECTIONS = 10_000
-
-# (lamport, author, change id, op index): the total order every conflict is decided by.
-OpKey = tuple[int, bytes, bytes, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Container:
-    """Register value meaning "this key or element holds a container of this kind"."""
-
-    kind: ObjKind
-
-
-class _Deleted(Enum):
-    DELETED = "deleted"
-
-
-DELETED = _Deleted.DELETED
-
-Slot: TypeAlias = tuple[OpKey, Json | Container | _Deleted]
-MapState: TypeAlias = dict[str, Slot]
-
-
-class ListState:
-    __slots__ = ("sequence", "values")
-
-    def __init__(self) -> None:
-        self.sequence = Sequence()
-        self.values: dict[OpId, Slot] = {}
-
-
-Target: TypeAlias = tuple[Path, ObjKind]
-ObjectState: TypeAlias = MapState | ListState | Sequence
-ROOT: Path = ()
-
 
 # An applied change, kept as a plain tuple (which the garbage collector stops tracking):
 # (body, signature, stamp, apply order). The id is its key and the signer is stamp[1].
@@ -111,11 +63,6 @@ class _Held(NamedTuple):
     verified: VerifiedChange
     deps: frozenset[bytes]  # the deps it names plus the changes whose elements its ops use
     ops: tuple[Op, ...]  # its ops with "this change" replaced by its real id
-
-
-_SEQUENCE_INSERTS = (TextInsert, ListInsert, ListMake)
-_SEQUENCE_DELETES = (TextDelete, ListDelete)
-_TEXT_OPS = (TextInsert, TextDelete)
 
 
 class ChangeRefused(ValueError):
@@ -146,7 +93,7 @@ def _prepare(verified: VerifiedChange) -> _Held:
         path = _own_path(op.path, own)
         if path is not op.path:
             op = op._replace(path=path)
-        if isinstance(op, _SEQUENCE_INSERTS):
+        if isinstance(op, SEQUENCE_INSERTS):
             origin = op.origin
             if origin is not None:
                 if origin.change:
@@ -158,7 +105,7 @@ def _prepare(verified: VerifiedChange) -> _Held:
                 deps.add(op.element.change)
             else:
                 op = op._replace(element=OpId(own, op.element.idx))
-        elif isinstance(op, _SEQUENCE_DELETES):
+        elif isinstance(op, SEQUENCE_DELETES):
             deps.update(span.change for span in op.spans if span.change)
             if not all(span.change for span in op.spans):
                 spans = tuple(s if s.change else Span(own, s.start, s.length) for s in op.spans)
@@ -174,7 +121,7 @@ class Document:
         if max_pending < 0:
             raise ValueError("max_pending must be ≥ 0")
         self.max_pending = max_pending
-        self._objects: dict[Target, ObjectState] = {(ROOT, ObjKind.MAP): {}}
+        self._tree = Tree()
         self._records: dict[bytes, _Record] = {}
         self._authors: dict[bytes, AuthorLog] = {}
         self._heads: set[bytes] = set()
@@ -275,13 +222,18 @@ class Document:
         Raises ChangeRefused, with nothing applied, if the ops are not valid here.
         """
         author = signer.public_key
+        try:
+            # The same check remote replicas make, so a local change is never one they refuse.
+            checked = tuple(from_wire(to_wire(op)) for op in ops)
+        except (MalformedOp, TypeError, ValueError) as exc:
+            raise ChangeRefused(Rejected(RejectReason.MALFORMED_OP, str(exc))) from None
         change = Change(
             author,
             self.next_seq(author),
             self._max_lamport + 1,
             tuple(sorted(self._heads)),
             time,
-            tuple(ops),
+            checked,
         )
         held = _prepare(sign_change(change, signer))
         missing = self._blocker(held)
@@ -425,13 +377,13 @@ class Document:
                 f"({highest})",
             )
         ops = held.ops
-        problem = self._check_references(ops, cid)
+        problem = self._tree.check_references(ops, cid)
         if problem:
             return self._reject(cid, RejectReason.BAD_REFERENCE, problem)
         stamp: Stamp = (change.lamport, change.author, cid)
         index = 0
         for op in ops:
-            index += self._apply_op(op, stamp, index)
+            index += self._tree.apply(op, stamp, index)
         self._pending.pop(cid, None)
         signed = verified.signed
         records[cid] = (signed.body, signed.signature, stamp, len(records))
@@ -447,210 +399,22 @@ class Document:
             self._top_seq[change.author] = change.seq
         return None
 
-    def _check_references(self, ops: tuple[Op, ...], own: bytes) -> str | None:
-        """Why some op refers to an element that is not in its target, or None if all are."""
-        created: dict[Target, list[tuple[int, int]]] = {}  # id ranges this change inserts
-        index = 0
-        for number, op in enumerate(ops):
-            width = slots(op)
-            refs: tuple[tuple[bytes, int, int], ...] = ()
-            if isinstance(op, _SEQUENCE_INSERTS):
-                if op.origin is not None:
-                    refs = ((op.origin.change, op.origin.idx, 1),)
-            elif isinstance(op, ListSet):
-                refs = ((op.element.change, op.element.idx, 1),)
-            elif isinstance(op, _SEQUENCE_DELETES):
-                refs = op.spans
-            else:
-                index += width
-                continue
-            kind = ObjKind.TEXT if isinstance(op, _TEXT_OPS) else ObjKind.LIST
-            target = (op.path, kind)
-            for change, start, count in refs:
-                if change == own:
-                    found = _covered(created.get(target, []), start, start + count)
-                else:
-                    obj = self._objects.get(target)
-                    sequence = obj.sequence if isinstance(obj, ListState) else obj
-                    found = isinstance(sequence, Sequence) and sequence.has_span(
-                        change, start, count
-                    )
-                if not found:
-                    extra = f" (+{count - 1})" if count > 1 else ""
-                    return (
-                        f"op {number} refers to element {change.hex()[:16]}…/{start}{extra}, "
-                        f"which is not in the {kind.name.lower()} at {_format_path(op.path)}"
-                    )
-            if isinstance(op, _SEQUENCE_INSERTS):
-                created.setdefault(target, []).append((index, index + width))
-            index += width
-        return None
-
-    def _apply_op(self, op: Op, stamp: Stamp, index: int) -> int:
-        """Apply one op; returns how many op-id slots it used."""
-        lamport, author, cid = stamp
-        if type(op) is TextInsert:
-            self._sequence(op.path).insert(op.origin, stamp, index, len(op.text), op.text)
-            return len(op.text)
-        if type(op) is TextDelete:
-            sequence = self._sequence(op.path)
-            for span in op.spans:
-                sequence.delete(span)
-            return 1
-        if type(op) is MapSet or type(op) is MapMake or type(op) is MapDelete:
-            state = self._map(op.path)
-            key: OpKey = (lamport, author, cid, index)
-            current = state.get(op.key)
-            if current is None or key > current[0]:
-                if type(op) is MapSet:
-                    state[op.key] = (key, op.value)
-                elif type(op) is MapMake:
-                    state[op.key] = (key, Container(op.kind))
-                else:
-                    state[op.key] = (key, DELETED)
-            return 1
-        lst = self._list(op.path)
-        if type(op) is ListInsert:
-            lst.sequence.insert(op.origin, stamp, index, len(op.values), "")
-            for offset, value in enumerate(op.values):
-                lst.values[OpId(cid, index + offset)] = (
-                    (lamport, author, cid, index + offset),
-                    value,
-                )
-            return len(op.values)
-        if type(op) is ListMake:
-            lst.sequence.insert(op.origin, stamp, index, 1, "")
-            lst.values[OpId(cid, index)] = ((lamport, author, cid, index), Container(op.kind))
-            return 1
-        if type(op) is ListSet:
-            key = (lamport, author, cid, index)
-            if key > lst.values[op.element][0]:
-                lst.values[op.element] = (key, op.value)
-            return 1
-        assert type(op) is ListDelete
-        for span in op.spans:
-            lst.sequence.delete(span)
-        return 1
-
-    # ---- containers ------------------------------------------------------------------------
-
-    def _map(self, path: Path) -> MapState:
-        state = self._objects.get((path, ObjKind.MAP))
-        if state is None:
-            state = self._objects[(path, ObjKind.MAP)] = {}
-        assert isinstance(state, dict)
-        return state
-
-    def _list(self, path: Path) -> ListState:
-        state = self._objects.get((path, ObjKind.LIST))
-        if state is None:
-            state = self._objects[(path, ObjKind.LIST)] = ListState()
-        assert isinstance(state, ListState)
-        return state
-
-    def _sequence(self, path: Path) -> Sequence:
-        state = self._objects.get((path, ObjKind.TEXT))
-        if state is None:
-            state = self._objects[(path, ObjKind.TEXT)] = Sequence()
-        assert isinstance(state, Sequence)
-        return state
+    # ---- the tree ----------------------------------------------------------------------------
 
     def sequence(self, path: Path, kind: ObjKind) -> Sequence | None:
         """The element order of the list or text at `path` (None if nothing was ever put there)."""
-        obj = self._objects.get((path, kind))
-        if isinstance(obj, ListState):
-            return obj.sequence
-        return obj if isinstance(obj, Sequence) else None
-
-    # ---- views -------------------------------------------------------------------------------
+        return self._tree.sequence(path, kind)
 
     def view(self) -> dict[str, Json]:
         """The whole document as plain Python values (a fresh copy)."""
-        return self._view_map(ROOT)
+        return self._tree.view()
 
     def get(self, path: Path) -> Json:
         """The plain value at `path`; raises KeyError if nothing visible is there."""
-        value: Json | Container = Container(ObjKind.MAP)
-        parent: Path = ()
-        for depth, segment in enumerate(path):
-            if not isinstance(value, Container):
-                raise KeyError(path[: depth + 1])
-            value = self._child(parent, value.kind, segment)
-            parent = path[: depth + 1]
-        if isinstance(value, Container):
-            return self._render(parent, value)
-        return copy_json(value)
-
-    def _child(self, path: Path, kind: ObjKind, segment: PathSegment) -> Json | Container:
-        obj = self._objects.get((path, kind))
-        slot: Slot | None = None
-        if kind is ObjKind.MAP and isinstance(segment, str) and isinstance(obj, dict):
-            slot = obj.get(segment)
-        elif (
-            kind is ObjKind.LIST
-            and isinstance(segment, OpId)
-            and isinstance(obj, ListState)
-            and obj.sequence.is_visible(segment)
-        ):
-            slot = obj.values.get(segment)
-        if slot is None or slot[1] is DELETED:
-            raise KeyError((*path, segment))
-        value = slot[1]
-        assert not isinstance(value, _Deleted)
-        return value
-
-    def _render(self, path: Path, container: Container) -> Json:
-        if container.kind is ObjKind.MAP:
-            return self._view_map(path)
-        if container.kind is ObjKind.LIST:
-            return self._view_list(path)
-        text = self._objects.get((path, ObjKind.TEXT))
-        return text.text() if isinstance(text, Sequence) else ""
-
-    def _view_value(self, path: Path, value: Json | Container) -> Json:
-        if isinstance(value, Container):
-            return self._render(path, value)
-        return copy_json(value)
-
-    def _view_map(self, path: Path) -> dict[str, Json]:
-        state = self._objects.get((path, ObjKind.MAP))
-        if not isinstance(state, dict):
-            return {}
-        return {
-            key: self._view_value((*path, key), value)
-            for key, (_, value) in sorted(state.items())
-            if value is not DELETED and not isinstance(value, _Deleted)
-        }
-
-    def _view_list(self, path: Path) -> list[Json]:
-        state = self._objects.get((path, ObjKind.LIST))
-        if not isinstance(state, ListState):
-            return []
-        out: list[Json] = []
-        for element in state.sequence.ids():
-            value = state.values[element][1]
-            assert not isinstance(value, _Deleted)
-            out.append(self._view_value((*path, element), value))
-        return out
-
-
-def _covered(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    """True if the half-open ranges together cover [start, end)."""
-    for lo, hi in sorted(ranges):
-        if lo <= start < hi:
-            start = hi
-    return start >= end
+        return self._tree.get(path)
 
 
 def _describe(blocker: bytes | tuple[bytes, int]) -> str:
     if isinstance(blocker, bytes):
         return f"{blocker.hex()[:16]}…"
     return f"seq {blocker[1]} of author {blocker[0].hex()[:16]}…"
-
-
-def _format_path(path: Path) -> str:
-    if not path:
-        return "the root"
-    return "/".join(
-        seg if isinstance(seg, str) else f"{seg.change.hex()[:8]}…/{seg.idx}" for seg in path
-    )

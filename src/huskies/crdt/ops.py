@@ -111,6 +111,10 @@ Op: TypeAlias = (
     | TextDelete
 )
 
+SEQUENCE_INSERTS = (TextInsert, ListInsert, ListMake)
+SEQUENCE_DELETES = (TextDelete, ListDelete)
+TEXT_OPS = (TextInsert, TextDelete)
+
 # Wire tags. They are part of the hashed encoding: never renumber.
 TAGS: dict[type, int] = {
     MapSet: 0,

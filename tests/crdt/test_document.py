@@ -13,7 +13,7 @@ from huskies.crdt import (
     Transaction,
     signed_from_bytes,
 )
-from huskies.crdt.ops import ListSet, MapSet, TextInsert
+from huskies.crdt.ops import ListSet, MapSet, Op, TextInsert
 
 from .support import apply_all, edit, key, set_key, type_text
 
@@ -284,7 +284,7 @@ def test_one_change_may_delete_what_several_of_its_own_ops_inserted():
 def test_raw_ops_a_remote_replica_would_refuse_are_refused_locally():
     doc = Document()
     not_a_path: Any = (1,)  # a path segment that is neither a map key nor an element id
-    bad_ops = [
+    bad_ops: list[Op] = [
         MapSet(not_a_path, "k", 1),
         MapSet((), "k", float("nan")),
         TextInsert(("t",), None, ""),

@@ -268,3 +268,26 @@ def test_an_equivocating_author_does_not_split_honest_replicas():
     assert view["only_left"] == view["only_right"] == 1
     assert view["k"] == ("left" if left.id > right.id else "right")
     assert x.changes_since(y.clock()) == []
+
+
+@pytest.mark.parametrize("good_sorts_first", [True, False])
+def test_a_change_waiting_on_two_deps_is_rejected_when_one_of_them_is(good_sorts_first):
+    """A held change waits on its missing deps in id order. Whichever it waits on first, if the
+    other is refused meanwhile it must end up rejected, not held forever."""
+    bad = craft(B, 1, 7, [], [MapSet((), "b", 1)])  # wrong lamport
+    good = next(
+        change
+        for n in range(100)
+        if ((change := craft(A, 1, 1, [], [MapSet((), "a", n)])).id < bad.id) == good_sorts_first
+    )
+    child = craft(C, 1, 8, [good.id, bad.id], [MapSet((), "c", 1)])
+    doc = Document()
+    assert isinstance(doc.apply(child), Pending)
+    assert isinstance(doc.apply(bad), Rejected)
+    assert isinstance(doc.apply(good), Applied)
+    assert doc.pending_count == 0
+    result = doc.apply(child)
+    assert isinstance(result, Rejected)
+    assert result.reason is RejectReason.DEPENDS_ON_REJECTED
+    assert "a" in doc.view()
+    assert "c" not in doc.view()

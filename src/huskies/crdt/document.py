@@ -61,7 +61,7 @@ def _signed(change_id: bytes, record: _Record) -> SignedChange:
 
 class _Held(NamedTuple):
     verified: VerifiedChange
-    deps: frozenset[bytes]  # the deps it names plus the changes whose elements its ops use
+    deps: tuple[bytes, ...]  # sorted: the deps it names plus the changes its ops' elements are in
     ops: tuple[Op, ...]  # its ops with "this change" replaced by its real id
 
 
@@ -111,7 +111,7 @@ def _prepare(verified: VerifiedChange) -> _Held:
                 spans = tuple(s if s.change else Span(own, s.start, s.length) for s in op.spans)
                 op = op._replace(spans=spans)
         ops.append(op)
-    return _Held(verified, frozenset(deps), tuple(ops))
+    return _Held(verified, tuple(sorted(deps)), tuple(ops))
 
 
 class Document:
@@ -295,6 +295,15 @@ class Document:
     def _wait_for(self, held: _Held) -> None:
         blocker = self._blocker(held)
         if isinstance(blocker, bytes):
+            if blocker in self._rejected:
+                # Refused while this change waited for something else: it can never apply.
+                self._pending.pop(held.verified.id, None)
+                self._reject(
+                    held.verified.id,
+                    RejectReason.DEPENDS_ON_REJECTED,
+                    f"depends on rejected change {blocker.hex()[:16]}…",
+                )
+                return
             self._waiting_on_id.setdefault(blocker, []).append(held.verified.id)
         elif blocker is not None:
             self._waiting_on_seq.setdefault(blocker, []).append(held.verified.id)

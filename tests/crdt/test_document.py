@@ -294,3 +294,17 @@ def test_raw_ops_a_remote_replica_would_refuse_are_refused_locally():
             doc.commit([op], A, 0)
     assert doc.change_count == 0
     assert doc.view() == {}
+
+
+@pytest.mark.parametrize("bad_path", [(1,), ([1],), ("a", b"raw"), ("x",) * 17, ["not", "a tuple"]])
+def test_the_builder_refuses_bad_paths_before_anything_is_written(bad_path: Any):
+    doc = Document()
+    tx = Transaction(doc)
+    for attempt in (
+        lambda: tx.set(bad_path, "k", 1),
+        lambda: tx.insert_text(bad_path, 0, "x"),
+        lambda: tx.insert(bad_path, 0, 1),
+    ):
+        with pytest.raises(ValueError, match="path"):
+            attempt()
+    assert len(tx) == 0

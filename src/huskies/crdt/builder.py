@@ -27,6 +27,7 @@ from huskies.crdt.ops import (
     Span,
     TextDelete,
     TextInsert,
+    check_path,
     slots,
 )
 from huskies.crdt.sequence import Sequence
@@ -36,7 +37,11 @@ _Effect = tuple[int, int, int, int]
 
 
 class Transaction:
-    """Collects ops for one change. Nothing touches the document until `commit`."""
+    """Collects ops for one change. Nothing touches the document until `commit`.
+
+    Every input is checked as it is given (paths, keys, JSON values, positions), with the same
+    rules remote replicas apply when they decode the change.
+    """
 
     def __init__(self, doc: Document) -> None:
         self._doc = doc
@@ -59,21 +64,25 @@ class Transaction:
 
     def set(self, path: Path, key: str, value: object) -> None:
         """Set `key` of the map at `path` to a JSON value."""
+        check_path(path)
         self._add(MapSet(path, _key(key), _json(value, path, key)))
 
     def make(self, path: Path, key: str, kind: ObjKind) -> Path:
         """Make `key` of the map at `path` hold a container; returns the container's path."""
+        check_path(path)
         self._add(MapMake(path, _key(key), ObjKind(kind)))
         return (*path, key)
 
     def delete(self, path: Path, key: str) -> None:
         """Delete `key` from the map at `path`."""
+        check_path(path)
         self._add(MapDelete(path, _key(key)))
 
     # ---- lists ---------------------------------------------------------------------------
 
     def insert(self, path: Path, index: int, *values: object) -> OpId:
         """Insert JSON values at `index` of the list at `path`; returns the first one's id."""
+        check_path(path)
         if not values:
             raise ValueError("insert needs at least one value")
         checked = tuple(_json(v, path, f"[{index}]") for v in values)
@@ -88,6 +97,7 @@ class Transaction:
 
     def insert_container(self, path: Path, index: int, kind: ObjKind) -> OpId:
         """Insert a new container at `index` of the list at `path`; its path is `(*path, id)`."""
+        check_path(path)
         target = (path, ObjKind.LIST)
         origin = self._origin(target, index)
         element = self._add(ListMake(path, origin, ObjKind(kind)))
@@ -96,11 +106,13 @@ class Transaction:
 
     def replace(self, path: Path, index: int, value: object) -> None:
         """Replace the value at `index` of the list at `path`."""
+        check_path(path)
         element = self._element_at((path, ObjKind.LIST), index)
         self._add(ListSet(path, element, _json(value, path, f"[{index}]")))
 
     def remove(self, path: Path, index: int, count: int = 1) -> None:
         """Remove `count` values from `index` of the list at `path`."""
+        check_path(path)
         target = (path, ObjKind.LIST)
         self._add(ListDelete(path, self._spans(target, index, count)))
         self._record(target, (index, count, 0, 0))
@@ -109,6 +121,7 @@ class Transaction:
 
     def insert_text(self, path: Path, pos: int, text: str) -> None:
         """Insert `text` at character `pos` of the text at `path`."""
+        check_path(path)
         if not isinstance(text, str):
             raise TypeError(f"text at {path!r} must be a str, got {type(text).__name__}")
         if not text:
@@ -120,6 +133,7 @@ class Transaction:
 
     def delete_text(self, path: Path, pos: int, count: int) -> None:
         """Delete `count` characters from `pos` of the text at `path`."""
+        check_path(path)
         if count == 0:
             return
         target = (path, ObjKind.TEXT)
@@ -132,7 +146,7 @@ class Transaction:
         """Sign and apply the transaction as one change (time: ms since the epoch)."""
         if self._committed is not None:
             raise RuntimeError("this transaction was already committed")
-        signed = self._doc.commit(self._ops, signer, time)
+        signed = self._doc.commit(self._ops, signer, time, checked=True)
         self._committed = signed.id
         return signed
 

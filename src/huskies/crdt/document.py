@@ -216,15 +216,18 @@ class Document:
             return self._pending_result(held)
         return self._rejected.get(change_id)
 
-    def commit(self, ops: Iterable[Op], signer: Signer, time: int) -> SignedChange:
+    def commit(
+        self, ops: Iterable[Op], signer: Signer, time: int, *, checked: bool = False
+    ) -> SignedChange:
         """Make, sign and apply one local change holding `ops`.
 
-        Raises ChangeRefused, with nothing applied, if the ops are not valid here.
+        Raises ChangeRefused, with nothing applied, if the ops are not valid here. Unless
+        `checked` (the Transaction builder validates ops as it makes them), each op first goes
+        through the check remote replicas make, so a local change is never one they refuse.
         """
         author = signer.public_key
         try:
-            # The same check remote replicas make, so a local change is never one they refuse.
-            checked = tuple(from_wire(to_wire(op)) for op in ops)
+            valid = tuple(ops) if checked else tuple(from_wire(to_wire(op)) for op in ops)
         except (MalformedOp, TypeError, ValueError) as exc:
             raise ChangeRefused(Rejected(RejectReason.MALFORMED_OP, str(exc))) from None
         change = Change(
@@ -233,7 +236,7 @@ class Document:
             self._max_lamport + 1,
             tuple(sorted(self._heads)),
             time,
-            checked,
+            valid,
         )
         held = _prepare(sign_change(change, signer))
         missing = self._blocker(held)

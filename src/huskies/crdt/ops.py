@@ -173,6 +173,22 @@ class MalformedOp(ValueError):
     """An op from the wire that does not have the shape its tag requires."""
 
 
+def check_path(path: Path) -> Path:
+    """Return `path` if each segment is a map key or an element id, else raise MalformedOp."""
+    if type(path) is not tuple or len(path) > MAX_PATH_DEPTH:
+        raise MalformedOp(f"a path is a tuple of at most {MAX_PATH_DEPTH} segments")
+    for segment in path:
+        if type(segment) is not str and not (
+            isinstance(segment, OpId)
+            and type(segment.change) is bytes
+            and len(segment.change) in (0, HASH_BYTES)
+            and type(segment.idx) is int
+            and segment.idx >= 0
+        ):
+            raise MalformedOp(f"path segment {segment!r} is neither a map key nor an element id")
+    return path
+
+
 def _path(raw: object) -> Path:
     if not isinstance(raw, list):
         raise MalformedOp("path must be an array")

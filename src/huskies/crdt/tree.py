@@ -99,8 +99,9 @@ class Tree:
                 if change == own:
                     found = _covered(created.get(target, []), start, start + count)
                 else:
-                    sequence = self.sequence(op.path, kind)
-                    found = sequence is not None and sequence.has_span(change, start, count)
+                    obj = self._objects.get(target)
+                    sequence = obj.sequence if type(obj) is ListState else obj
+                    found = type(sequence) is Sequence and sequence.has_span(change, start, count)
                 if not found:
                     extra = f" (+{count - 1})" if count > 1 else ""
                     return (

@@ -35,7 +35,7 @@ def test_bench_prints_the_agreed_keys_and_a_correct_final_text(tmp_path):
     trace = tmp_path / "trace.json.gz"
     synthetic_trace(trace, 3000)
     result = subprocess.run(
-        [sys.executable, str(BENCH), str(trace)],
+        [sys.executable, str(BENCH), str(trace), "--repeat", "1"],
         capture_output=True,
         text=True,
         timeout=300,

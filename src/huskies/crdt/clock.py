@@ -45,9 +45,6 @@ class AuthorLog:
         at_seq.append(change_id)
         at_seq.sort()
 
-    def has_forks(self) -> bool:
-        return bool(self._forks)
-
     def ids_at(self, seq: int) -> list[bytes]:
         return self._forks.get(seq) or [self.ids[seq - 1]]
 

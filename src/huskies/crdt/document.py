@@ -153,10 +153,6 @@ class Document:
     def __contains__(self, change_id: object) -> bool:
         return change_id in self._records
 
-    def get_change(self, change_id: bytes) -> SignedChange | None:
-        record = self._records.get(change_id)
-        return _signed(change_id, record) if record else None
-
     def pending_changes(self) -> list[SignedChange]:
         return [held.verified.signed for held in self._pending.values()]
 

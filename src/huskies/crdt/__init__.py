@@ -15,7 +15,7 @@ from huskies.crdt.change import (
     signed_from_bytes,
 )
 from huskies.crdt.clock import AuthorClock
-from huskies.crdt.document import ChangeRefused, Document
+from huskies.crdt.document import ChangeRefused, Document, Outcome, StoredChange
 from huskies.crdt.encoding import EncodingError, Json
 from huskies.crdt.identity import NodeKey, Signer, node_id, parse_node_id, verify_signature
 from huskies.crdt.ops import ObjKind, OpId, Path, Span
@@ -27,6 +27,7 @@ from huskies.crdt.results import (
     Rejected,
     RejectReason,
 )
+from huskies.crdt.snapshot import SnapshotError
 
 __all__ = [
     "AlreadySeen",
@@ -41,13 +42,16 @@ __all__ = [
     "NodeKey",
     "ObjKind",
     "OpId",
+    "Outcome",
     "Path",
     "Pending",
     "RejectReason",
     "Rejected",
     "SignedChange",
     "Signer",
+    "SnapshotError",
     "Span",
+    "StoredChange",
     "Transaction",
     "VerifiedChange",
     "decode_signed",

@@ -9,6 +9,7 @@ dependencies, so every honest replica accepts or rejects it alike.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import NamedTuple, TypeAlias
 
 from huskies.crdt.change import (
@@ -44,6 +45,7 @@ from huskies.crdt.results import (
     RejectReason,
 )
 from huskies.crdt.sequence import Sequence, Stamp
+from huskies.crdt.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from huskies.crdt.tree import Tree
 
 DEFAULT_MAX_PENDING = 10_000
@@ -57,6 +59,26 @@ _Record: TypeAlias = tuple[bytes, bytes, Stamp, int]
 def _signed(change_id: bytes, record: _Record) -> SignedChange:
     body, signature, stamp, _ = record
     return SignedChange(change_id, body, stamp[1], signature)
+
+
+class Outcome(Enum):
+    """What `Document.preview` expects applying a change to do."""
+
+    APPLY = "apply"
+    HOLD = "hold"
+    SEEN = "seen"
+
+
+class StoredChange(NamedTuple):
+    """An applied change as a store keeps it: enough to rebuild the document's records
+    without decoding or verifying the body again."""
+
+    id: bytes
+    body: bytes
+    signature: bytes
+    author: bytes
+    seq: int
+    lamport: int
 
 
 class _Held(NamedTuple):
@@ -131,6 +153,56 @@ class Document:
         self._waiting_on_id: dict[bytes, list[bytes]] = {}
         self._waiting_on_seq: dict[tuple[bytes, int], list[bytes]] = {}
         self._rejected: dict[bytes, Rejected] = {}
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: bytes,
+        changes: Iterable[StoredChange],
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> Document:
+        """The document a snapshot was taken of, given the changes it covers in apply order.
+
+        Raises SnapshotError if the snapshot is damaged or does not match `changes`.
+        """
+        doc = cls(max_pending=max_pending)
+        records, authors, top_seq = doc._records, doc._authors, doc._top_seq
+        for change in changes:
+            stamp = (change.lamport, change.author, change.id)
+            records[change.id] = (change.body, change.signature, stamp, len(records))
+            log = authors.get(change.author)
+            if log is None:
+                log = authors[change.author] = AuthorLog()
+            try:
+                log.add(change.seq, change.id)
+            except ValueError as exc:
+                raise SnapshotError(f"change log out of order: {exc}") from None
+            if change.seq > top_seq.get(change.author, 0):
+                top_seq[change.author] = change.seq
+            if change.lamport > doc._max_lamport:
+                doc._max_lamport = change.lamport
+
+        def stamp_of(change_id: bytes) -> Stamp:
+            record = records.get(change_id)
+            if record is None:
+                raise SnapshotError(
+                    f"snapshot names change {change_id.hex()[:16]}…, not in the log"
+                )
+            return record[2]
+
+        tree, heads, count = decode_snapshot(snapshot, stamp_of)
+        if count != len(records):
+            raise SnapshotError(f"snapshot covers {count} changes, the log gave {len(records)}")
+        for head in heads:
+            stamp_of(head)
+        doc._tree = tree
+        doc._heads = set(heads)
+        return doc
+
+    def snapshot(self) -> bytes:
+        """The tree and heads as bytes for `restore` (pending changes are not included)."""
+        return encode_snapshot(self._tree, self.heads, len(self._records))
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -217,38 +289,140 @@ class Document:
     ) -> SignedChange:
         """Make, sign and apply one local change holding `ops`.
 
-        Raises ChangeRefused, with nothing applied, if the ops are not valid here. Unless
+        Raises ChangeRefused, with nothing applied, if the ops are not valid here.
+        """
+        verified = self.prepare_local(ops, signer, time, checked=checked)
+        result = self._apply_ready(_prepare(verified))
+        if isinstance(result, Rejected):
+            raise ChangeRefused(result)
+        return verified.signed
+
+    def prepare_local(
+        self,
+        ops: Iterable[Op],
+        signer: Signer,
+        time: int,
+        *,
+        checked: bool = False,
+        after: VerifiedChange | None = None,
+    ) -> VerifiedChange:
+        """Make and sign a local change holding `ops`, without applying it.
+
+        `after` is an earlier local change of the same signer that is not applied yet (a store
+        writing several changes in one commit): the new change follows it directly. Unless
         `checked` (the Transaction builder validates ops as it makes them), each op first goes
         through the check remote replicas make, so a local change is never one they refuse.
+        Raises ChangeRefused if an op is malformed or refers to an element not applied here.
         """
         author = signer.public_key
         try:
             valid = tuple(ops) if checked else tuple(from_wire(to_wire(op)) for op in ops)
         except (MalformedOp, TypeError, ValueError) as exc:
             raise ChangeRefused(Rejected(RejectReason.MALFORMED_OP, str(exc))) from None
-        change = Change(
-            author,
-            self.next_seq(author),
-            self._max_lamport + 1,
-            tuple(sorted(self._heads)),
-            time,
-            valid,
-        )
-        held = _prepare(sign_change(change, signer))
-        missing = self._blocker(held)
-        if missing is not None:
+        if after is None:
+            change = Change(
+                author,
+                self.next_seq(author),
+                self._max_lamport + 1,
+                tuple(sorted(self._heads)),
+                time,
+                valid,
+            )
+        elif after.change.author != author:
+            raise ValueError("`after` must be a change by the same signer")
+        else:
+            previous = after.change
+            change = Change(
+                author, previous.seq + 1, previous.lamport + 1, (after.id,), time, valid
+            )
+        verified = sign_change(change, signer)
+        held = _prepare(verified)
+        staged = after.id if after is not None else None
+        for dep in held.deps:
+            if dep not in self._records and dep != staged:
+                raise ChangeRefused(
+                    Rejected(
+                        RejectReason.BAD_REFERENCE,
+                        f"an op refers to change {_describe(dep)}, which this replica has not "
+                        "applied",
+                        verified.id,
+                    )
+                )
+        if after is None and self._blocker(held) is not None:
             raise ChangeRefused(
                 Rejected(
                     RejectReason.BAD_REFERENCE,
-                    f"an op refers to change {_describe(missing)}, which this replica has not "
-                    "applied",
-                    held.verified.id,
+                    f"seq {change.seq - 1} of this author is not applied here",
+                    verified.id,
                 )
             )
-        result = self._apply_ready(held)
-        if isinstance(result, Rejected):
-            raise ChangeRefused(result)
-        return held.verified.signed
+        problem = self._tree.check_references(held.ops, verified.id)
+        if problem:
+            raise ChangeRefused(Rejected(RejectReason.BAD_REFERENCE, problem, verified.id))
+        return verified
+
+    def preview(self, changes: Iterable[VerifiedChange]) -> list[Outcome | Rejected]:
+        """What applying `changes` in order would do, without changing anything.
+
+        APPLY: every dependency is applied (or is an earlier APPLY in `changes`), so it applies
+        now, unless a check that needs the tree refuses it. HOLD: it will wait in the pending
+        set, unless an earlier change of `changes` releases what it waits for. SEEN: known
+        already. A store uses this to write each change where it belongs in the
+        same commit that precedes applying them.
+        """
+        staged: set[bytes] = set()  # the APPLYs so far
+        held_here: set[bytes] = set()  # the HOLDs so far
+        staged_seq: dict[bytes, int] = {}
+        held_count = len(self._pending)
+        out: list[Outcome | Rejected] = []
+        for verified in changes:
+            cid = verified.id
+            known = self._known(cid)
+            if known is not None and not isinstance(known, Rejected):
+                out.append(Outcome.SEEN)
+                continue
+            if known is not None:
+                out.append(known)
+                continue
+            if cid in staged or cid in held_here:
+                out.append(Outcome.SEEN)
+                continue
+            held = _prepare(verified)
+            refused = next((d for d in held.deps if d in self._rejected), None)
+            if refused is not None:
+                out.append(
+                    Rejected(
+                        RejectReason.DEPENDS_ON_REJECTED,
+                        f"depends on rejected change {refused.hex()[:16]}…",
+                        cid,
+                    )
+                )
+                continue
+            change = verified.change
+            log = self._authors.get(change.author)
+            applied_seq = staged_seq.get(change.author, log.seq if log else 0)
+            ready = change.seq <= applied_seq + 1 and all(
+                d in self._records or d in staged for d in held.deps
+            )
+            if ready:
+                staged.add(cid)
+                if change.seq == applied_seq + 1:
+                    staged_seq[change.author] = change.seq
+                out.append(Outcome.APPLY)
+            elif held_count >= self.max_pending:
+                out.append(
+                    Rejected(
+                        RejectReason.PENDING_FULL,
+                        f"{held_count} changes already wait for missing dependencies "
+                        f"(limit {self.max_pending}); send this change again once they arrive",
+                        cid,
+                    )
+                )
+            else:
+                held_count += 1
+                held_here.add(cid)
+                out.append(Outcome.HOLD)
+        return out
 
     def _admit(self, verified: VerifiedChange) -> ApplyResult:
         held = _prepare(verified)

@@ -21,7 +21,7 @@ only atoms, so a long document does not make every collection slower.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from huskies.crdt.ops import OpId, Span
 
@@ -54,6 +54,44 @@ class Sequence:
         self._cursor = self._first
         self._cursor_start = 0
         self.live = 0  # number of visible elements
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[Run]) -> Sequence:
+        """A sequence holding `runs` in this order (as `runs()` gave them)."""
+        sequence = cls()
+        chunk = sequence._first
+        where = sequence._where
+        fill = MAX_RUNS_PER_CHUNK // 2  # room to grow before the first split
+        for run in runs:
+            if len(chunk.runs) == fill:
+                following = _Chunk()
+                following.prev, chunk.next = chunk, following
+                chunk = following
+            cid = run[0][2]
+            chunk.runs.append(run)
+            chunk.changes.append(cid)
+            if run[4]:
+                chunk.live += run[2]
+            held = where.get(cid)
+            if held is None:
+                where[cid] = chunk
+            elif isinstance(held, list):
+                if held[-1] is not chunk:
+                    held.append(chunk)
+            elif held is not chunk:
+                where[cid] = [held, chunk]
+        node: _Chunk | None = sequence._first
+        while node is not None:
+            sequence.live += node.live
+            node = node.next
+        return sequence
+
+    def runs(self) -> Iterator[Run]:
+        """Every run in order, tombstones included."""
+        chunk: _Chunk | None = self._first
+        while chunk is not None:
+            yield from chunk.runs
+            chunk = chunk.next
 
     # ---- lookups by id -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ op wins the key. Every conflict is decided by `(lamport, author, change id, op i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeAlias
@@ -73,8 +74,12 @@ ROOT: Path = ()
 class Tree:
     """The containers of one replica. Ops reach it only after their change is validated."""
 
-    def __init__(self) -> None:
-        self._objects: dict[Target, ObjectState] = {(ROOT, ObjKind.MAP): {}}
+    def __init__(self, objects: dict[Target, ObjectState] | None = None) -> None:
+        self._objects: dict[Target, ObjectState] = objects or {(ROOT, ObjKind.MAP): {}}
+
+    def objects(self) -> Iterator[tuple[Target, ObjectState]]:
+        """Every container state, keyed by (path, kind) (for snapshots)."""
+        yield from self._objects.items()
 
     def check_references(self, ops: tuple[Op, ...], own: bytes) -> str | None:
         """Why some op refers to an element that is not in its target, or None if all are."""

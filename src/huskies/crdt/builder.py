@@ -150,6 +150,13 @@ class Transaction:
         self._committed = signed.id
         return signed
 
+    def committed_as(self, change_id: bytes) -> None:
+        """Record that a store committed this transaction's ops as change `change_id`, so
+        `resolve` can name the elements it created."""
+        if self._committed is not None:
+            raise RuntimeError("this transaction was already committed")
+        self._committed = change_id
+
     def resolve(self, op_id: OpId) -> OpId:
         """The real id of an element this transaction created (after commit)."""
         if op_id.change != THIS_CHANGE:

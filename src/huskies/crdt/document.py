@@ -225,6 +225,14 @@ class Document:
     def __contains__(self, change_id: object) -> bool:
         return change_id in self._records
 
+    def is_pending(self, change_id: bytes) -> bool:
+        return change_id in self._pending
+
+    def signed(self, change_id: bytes) -> SignedChange | None:
+        """An applied change as it was signed (None if it is not applied here)."""
+        record = self._records.get(change_id)
+        return None if record is None else _signed(change_id, record)
+
     def pending_changes(self) -> list[SignedChange]:
         return [held.verified.signed for held in self._pending.values()]
 

@@ -1,0 +1,298 @@
+"""The SQLite file: schema and migrations, and every statement the replica runs against it.
+
+One connection, used by one writer at a time (the replica serialises its commits). WAL mode lets
+other connections read while it writes. Each `commit` is one transaction, so a batch of changes
+is on disk entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from huskies import __version__
+from huskies.crdt import SignedChange, StoredChange, VerifiedChange
+
+
+class Synchronous(Enum):
+    """SQLite's `synchronous` setting. NORMAL survives a crash of the process (every commit is
+    in the WAL before it returns); FULL also survives power loss, at an fsync per commit."""
+
+    NORMAL = "normal"
+    FULL = "full"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written; the message says which file and why."""
+
+
+# Each entry migrates the schema from version i to i + 1, inside one transaction.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
+    CREATE TABLE identity (
+        only INTEGER PRIMARY KEY CHECK (only = 1),
+        seed BLOB NOT NULL,
+        public_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    -- Every applied change, in the order this replica applied it (a causal order).
+    CREATE TABLE changes (
+        apply_order INTEGER PRIMARY KEY,
+        id BLOB NOT NULL UNIQUE,
+        author BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        lamport INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        signature BLOB NOT NULL
+    ) STRICT;
+    -- Verified changes waiting for a dependency, in arrival order.
+    CREATE TABLE pending (
+        arrival INTEGER PRIMARY KEY,
+        id BLOB NOT NULL UNIQUE,
+        author BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        lamport INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        signature BLOB NOT NULL
+    ) STRICT;
+    -- A snapshot covers the changes with apply_order < upto.
+    CREATE TABLE snapshots (
+        upto INTEGER PRIMARY KEY,
+        change_count INTEGER NOT NULL,
+        taken_at INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        state BLOB NOT NULL
+    ) STRICT;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+SNAPSHOTS_KEPT = 2
+
+_COLUMNS = "id, body, signature, author, seq, lamport"  # StoredChange's fields, in order
+
+
+@dataclass
+class Batch:
+    """What one commit writes."""
+
+    applied: list[VerifiedChange] = field(default_factory=list)  # appended in this order
+    held: list[VerifiedChange] = field(default_factory=list)  # new pending changes
+    released: list[bytes] = field(default_factory=list)  # pending ids that applied, in order
+    dropped: list[bytes] = field(default_factory=list)  # ids the document refused after all
+    snapshot: tuple[bytes, int, int] | None = None  # (state, change count, taken at)
+
+    def __bool__(self) -> bool:
+        return bool(self.applied or self.held or self.released or self.dropped or self.snapshot)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    upto: int
+    change_count: int
+    taken_at: int
+    state: bytes
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    changes: int
+    pending: int
+    snapshot: Snapshot | None
+    file_bytes: int
+    schema_version: int
+    opened_by: str
+
+
+def _row(change: VerifiedChange) -> tuple[bytes, bytes, bytes, bytes, int, int]:
+    c, signed = change.change, change.signed
+    return (change.id, signed.body, signed.signature, c.author, c.seq, c.lamport)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds the node's private key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class Store:
+    """The change log, pending set, identity and snapshots in one SQLite file."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        top = conn.execute("SELECT max(apply_order) FROM changes").fetchone()[0]
+        self._next_order = 0 if top is None else top + 1
+        top = conn.execute("SELECT max(arrival) FROM pending").fetchone()[0]
+        self._next_arrival = 0 if top is None else top + 1
+
+    @classmethod
+    def open(cls, path: Path, synchronous: Synchronous = Synchronous.NORMAL) -> Store:
+        try:
+            _create_private(path)
+            # The replica hands the connection to one worker thread at a time.
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from None
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous.value.upper()}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            _migrate(conn, path)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_by', ?)",
+                (f"huskies {__version__}",),
+            )
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot use the database {path}: {exc}") from None
+        except StoreError:
+            conn.close()
+            raise
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    # ---- identity --------------------------------------------------------------------------
+
+    def identity_seed(self) -> bytes | None:
+        row = self._conn.execute("SELECT seed FROM identity").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_identity(self, seed: bytes, public_key: bytes, created_at: int) -> None:
+        self._conn.execute(
+            "INSERT INTO identity (only, seed, public_key, created_at) VALUES (1, ?, ?, ?)",
+            (seed, public_key, created_at),
+        )
+
+    # ---- reading the log -------------------------------------------------------------------
+
+    def changes(self, start: int = 0, stop: int | None = None) -> Iterator[StoredChange]:
+        """Applied changes with start ≤ apply_order < stop, in apply order."""
+        sql = f"SELECT {_COLUMNS} FROM changes WHERE apply_order >= ?"
+        args: tuple[int, ...] = (start,)
+        if stop is not None:
+            sql += " AND apply_order < ?"
+            args = (start, stop)
+        cursor = self._conn.execute(sql + " ORDER BY apply_order", args)
+        while rows := cursor.fetchmany(4096):
+            for row in rows:
+                yield StoredChange(*row)
+
+    def pending(self) -> list[SignedChange]:
+        rows = self._conn.execute(
+            "SELECT id, body, author, signature FROM pending ORDER BY arrival"
+        ).fetchall()
+        return [SignedChange(*row) for row in rows]
+
+    def latest_snapshot(self) -> tuple[Snapshot | None, str | None]:
+        """The newest snapshot whose digest checks out, and why a newer one was skipped."""
+        problem = None
+        for upto, count, taken_at, digest, state in self._conn.execute(
+            "SELECT upto, change_count, taken_at, digest, state FROM snapshots ORDER BY upto DESC"
+        ):
+            if hashlib.sha256(state).digest() == digest:
+                return Snapshot(upto, count, taken_at, state), problem
+            problem = f"the snapshot at change {upto} is damaged (digest mismatch)"
+        return None, problem
+
+    def stats(self) -> StoreStats:
+        conn = self._conn
+        snapshot, _ = self.latest_snapshot()
+        return StoreStats(
+            changes=conn.execute("SELECT count(*) FROM changes").fetchone()[0],
+            pending=conn.execute("SELECT count(*) FROM pending").fetchone()[0],
+            snapshot=snapshot,
+            file_bytes=sum(
+                p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
+            ),
+            schema_version=conn.execute("PRAGMA user_version").fetchone()[0],
+            opened_by=conn.execute("SELECT value FROM meta WHERE key = 'opened_by'").fetchone()[0],
+        )
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        """Write `batch` in one transaction: all of it, or (raising StoreError) none of it."""
+        conn = self._conn
+        order, arrival = self._next_order, self._next_arrival
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for change_id in batch.released:
+                    conn.execute(
+                        f"INSERT INTO changes (apply_order, {_COLUMNS}) "
+                        f"SELECT ?, {_COLUMNS} FROM pending WHERE id = ?",
+                        (order, change_id),
+                    )
+                    conn.execute("DELETE FROM pending WHERE id = ?", (change_id,))
+                    order += 1
+                for change_id in batch.dropped:
+                    conn.execute("DELETE FROM changes WHERE id = ?", (change_id,))
+                    conn.execute("DELETE FROM pending WHERE id = ?", (change_id,))
+                if batch.applied:
+                    conn.executemany(
+                        f"INSERT INTO changes (apply_order, {_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(order + k, *_row(c)) for k, c in enumerate(batch.applied)],
+                    )
+                    order += len(batch.applied)
+                if batch.held:
+                    conn.executemany(
+                        f"INSERT INTO pending (arrival, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(arrival + k, *_row(c)) for k, c in enumerate(batch.held)],
+                    )
+                    arrival += len(batch.held)
+                if batch.snapshot is not None:
+                    self._write_snapshot(order, *batch.snapshot)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # some errors (a full disk) roll back by themselves
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not write to {self.path}: {exc}") from None
+        self._next_order, self._next_arrival = order, arrival
+
+    def _write_snapshot(self, upto: int, state: bytes, count: int, taken_at: int) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO snapshots (upto, change_count, taken_at, digest, state) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (upto, count, taken_at, hashlib.sha256(state).digest(), state),
+        )
+        self._conn.execute(
+            "DELETE FROM snapshots WHERE upto NOT IN "
+            "(SELECT upto FROM snapshots ORDER BY upto DESC LIMIT ?)",
+            (SNAPSHOTS_KEPT,),
+        )
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, but this huskies knows only up to "
+            f"{SCHEMA_VERSION}: upgrade huskies to open it"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # One transaction per step: a failed migration leaves the previous version intact.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[target - 1]}; PRAGMA user_version={target}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

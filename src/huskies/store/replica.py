@@ -1,0 +1,528 @@
+"""The replica: the single write path for the document, durable before anything sees a change.
+
+Every change, local or remote, goes through one writer task. The writer takes every request
+waiting for it (group commit), files each change in one SQLite transaction (applied changes in
+the change log, changes waiting for a dependency in the pending table), and only when that
+transaction is on disk applies them to the in-memory document, answers the callers and publishes
+them. If the transaction fails, callers get `PersistError` and nothing is applied or published.
+
+The document decides where a change belongs before it is applied (`Document.preview`); where the
+apply turns out differently (a pending change released by another, a change the tree refuses),
+the writer records the correction in its next transaction. Until then the database still holds
+every change, and replaying it reaches the same document, so a crash in between loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huskies.crdt import (
+    Applied,
+    ApplyResult,
+    ChangeRefused,
+    Document,
+    NodeKey,
+    Outcome,
+    Pending,
+    Rejected,
+    SignedChange,
+    SnapshotError,
+    Transaction,
+    VerifiedChange,
+    decode_signed,
+)
+from huskies.store.database import Batch, Snapshot, Store, StoreError, Synchronous
+from huskies.store.lock import WriterLock
+
+log = logging.getLogger("huskies.store")
+
+DEFAULT_SNAPSHOT_EVERY = 10_000
+MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
+
+
+class PersistError(Exception):
+    """A change could not be made durable. Nothing was applied or published."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Published:
+    """A change applied to the document, in apply order."""
+
+    change: SignedChange
+    local: bool
+
+
+class SubscriptionLagged(Exception):
+    """The subscriber fell more than its queue size behind; it missed changes and should catch
+    up from the document (for example with `changes_since`) before subscribing again."""
+
+
+class Subscription:
+    """Changes as the replica applies them. Iterate with `async for`; ends when the replica
+    closes; raises SubscriptionLagged if the subscriber cannot keep up."""
+
+    def __init__(self, maxsize: int, on_close: Callable[[Subscription], None]) -> None:
+        self._queue: asyncio.Queue[Published | None] = asyncio.Queue(maxsize)
+        self._on_close = on_close
+        self.lagged = False
+
+    def _offer(self, item: Published | None) -> None:
+        if self.lagged:
+            return
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.lagged = True
+            self._on_close(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Published:
+        if self.lagged and self._queue.empty():
+            raise SubscriptionLagged("the subscriber fell behind and missed changes")
+        item = await self._queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        self._on_close(self)
+
+
+@dataclass
+class _Request:
+    future: asyncio.Future[object]
+    local: Transaction | None = None
+    remote: list[VerifiedChange] = field(default_factory=list)
+    slots: range = range(0)
+
+
+@dataclass(frozen=True)
+class ReplicaStats:
+    node_id: str
+    changes: int
+    authors: dict[str, int]  # node id → highest contiguous seq applied
+    pending: int
+    heads: int
+    max_lamport: int
+    snapshot: Snapshot | None
+    file_bytes: int
+    schema_version: int
+
+
+@dataclass
+class _Loaded:
+    store: Store
+    key: NodeKey
+    doc: Document
+    snapshot_count: int
+    released: list[bytes]
+    dropped: list[bytes]
+    pending_ids: set[bytes]
+
+
+class Replica:
+    """One node's copy of the document, backed by its SQLite change log.
+
+    Open it with `async with await Replica.open(path) as replica:`. Read through `document`
+    (never mutate it directly); write with `change` and `ingest`.
+    """
+
+    def __init__(
+        self,
+        loaded: _Loaded,
+        lock: WriterLock,
+        *,
+        clock: Callable[[], int],
+        snapshot_every: int,
+    ) -> None:
+        self._store = loaded.store
+        self._key = loaded.key
+        self._doc = loaded.doc
+        self._lock = lock
+        self._clock = clock
+        self.snapshot_every = snapshot_every
+        self._snapshot_count = loaded.snapshot_count
+        self._released = loaded.released  # pending-table ids the document has since applied
+        self._dropped = loaded.dropped  # filed ids the document refused after all
+        self._pending_ids = loaded.pending_ids  # ids in the pending table
+        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._subscribers: list[Subscription] = []
+        self._db = asyncio.Lock()  # one user of the connection at a time
+        self._closed = False
+        self._writer = asyncio.create_task(self._run_writer(), name="replica-writer")
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        synchronous: Synchronous = Synchronous.NORMAL,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        clock: Callable[[], int] = wall_clock_ms,
+        max_pending: int | None = None,
+        lock_timeout: float = 5.0,
+    ) -> Replica:
+        """Open (or create) the replica at `path`: load the newest snapshot and replay the rest
+        of the log in apply order, then the pending changes in arrival order."""
+        if snapshot_every < 1:
+            raise ValueError("snapshot_every must be ≥ 1")
+        lock = WriterLock(Path(f"{path}.lock"))
+        await asyncio.to_thread(lock.acquire, lock_timeout)
+        try:
+            loaded = await asyncio.to_thread(_load, path, synchronous, clock, max_pending)
+        except BaseException:
+            lock.release()
+            raise
+        replica = cls(loaded, lock, clock=clock, snapshot_every=snapshot_every)
+        if loaded.released or loaded.dropped:
+            await replica._flush_notes()
+        return replica
+
+    async def __aenter__(self) -> Replica:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Finish the writes already asked for, then release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._queue.put(None)
+        await self._writer
+        with contextlib.suppress(PersistError):
+            await self._flush_notes()
+        for subscription in list(self._subscribers):
+            subscription._offer(None)
+        self._subscribers.clear()
+        self._store.close()
+        self._lock.release()
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    @property
+    def document(self) -> Document:
+        """The applied document. Read it; never change it except through this replica."""
+        return self._doc
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_key
+
+    @property
+    def node_id(self) -> str:
+        return self._key.node_id
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    async def stats(self) -> ReplicaStats:
+        async with self._db:
+            stored = await asyncio.to_thread(self._store.stats)
+        doc = self._doc
+        return ReplicaStats(
+            node_id=self.node_id,
+            changes=doc.change_count,
+            authors={author.hex(): clock.seq for author, clock in doc.clock().items()},
+            pending=doc.pending_count,
+            heads=len(doc.heads),
+            max_lamport=doc.max_lamport,
+            snapshot=stored.snapshot,
+            file_bytes=stored.file_bytes,
+            schema_version=stored.schema_version,
+        )
+
+    def subscribe(self, maxsize: int = 10_000) -> Subscription:
+        subscription = Subscription(maxsize, self._unsubscribe)
+        self._subscribers.append(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscription)
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def transaction(self) -> Transaction:
+        return Transaction(self._doc)
+
+    async def change(self, tx: Transaction) -> SignedChange | None:
+        """Sign `tx` as this node's next change, make it durable, apply and publish it.
+
+        Returns None (writing nothing) if `tx` holds no ops. Raises PersistError if the change
+        could not be written and ChangeRefused if its ops are not valid here; in both cases
+        nothing was applied. After it returns, `tx.resolve` names the elements it created.
+        """
+        if not len(tx):
+            return None
+        result = await self._submit(_Request(self._future(), local=tx))
+        assert isinstance(result, SignedChange)
+        tx.committed_as(result.id)
+        return result
+
+    async def ingest(self, signed: SignedChange) -> ApplyResult:
+        """Verify a change from elsewhere and, unless refused, make it durable, then apply it."""
+        [result] = await self.ingest_many([signed])
+        return result
+
+    async def ingest_many(self, changes: Sequence[SignedChange]) -> list[ApplyResult]:
+        """Verify changes (on a worker thread: PyNaCl releases the GIL), then file and apply
+        them in one transaction. Results are in the same order as `changes`."""
+        checked = await asyncio.to_thread(lambda: [decode_signed(c) for c in changes])
+        return await self.ingest_verified(checked)
+
+    async def ingest_verified(
+        self, checked: Sequence[VerifiedChange | Rejected]
+    ) -> list[ApplyResult]:
+        """Like `ingest_many`, for changes already checked with `decode_signed`."""
+        results: list[ApplyResult | None] = [
+            c if isinstance(c, Rejected) else None for c in checked
+        ]
+        verified = [c for c in checked if not isinstance(c, Rejected)]
+        if verified:
+            outcome = await self._submit(_Request(self._future(), remote=verified))
+            assert isinstance(outcome, list)
+            answers = iter(outcome)
+            results = [r if r is not None else next(answers) for r in results]
+        return [r for r in results if r is not None]
+
+    def _future(self) -> asyncio.Future[object]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, request: _Request) -> object:
+        if self._closed:
+            raise PersistError("the replica is closed")
+        await self._queue.put(request)
+        return await request.future
+
+    async def _run_writer(self) -> None:
+        queue = self._queue
+        stopping = False
+        while not stopping:
+            first = await queue.get()
+            if first is None:
+                break
+            batch = [first]
+            size = len(first.remote) or 1
+            while size < MAX_BATCH and not queue.empty():
+                request = queue.get_nowait()
+                if request is None:
+                    stopping = True
+                    break
+                batch.append(request)
+                size += len(request.remote) or 1
+            try:
+                await self._write(batch)
+            except Exception as exc:  # a bug must not leave callers waiting forever
+                log.exception("replica writer failed")
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+
+    async def _write(self, batch: list[_Request]) -> None:
+        doc = self._doc
+        verified: list[VerifiedChange] = []
+        previous: VerifiedChange | None = None
+        now = self._clock()
+        for request in batch:
+            if request.local is not None:
+                try:
+                    change = doc.prepare_local(
+                        request.local.ops, self._key, now, checked=True, after=previous
+                    )
+                except ChangeRefused as exc:
+                    request.future.set_exception(exc)
+                    continue
+                previous = change
+                request.slots = range(len(verified), len(verified) + 1)
+                verified.append(change)
+            else:
+                request.slots = range(len(verified), len(verified) + len(request.remote))
+                verified.extend(request.remote)
+        outcomes = doc.preview(verified)
+        filed = Batch(
+            applied=[v for v, o in zip(verified, outcomes, strict=True) if o is Outcome.APPLY],
+            held=[v for v, o in zip(verified, outcomes, strict=True) if o is Outcome.HOLD],
+            released=self._released,
+            dropped=self._dropped,
+        )
+        if filed:
+            try:
+                async with self._db:
+                    await asyncio.to_thread(self._store.commit, filed)
+            except StoreError as exc:
+                error = PersistError(str(exc))
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(error)
+                return
+            self._released, self._dropped = [], []
+        self._pending_ids.update(v.id for v in filed.held)
+        results = self._apply(verified, outcomes)
+        for request in batch:
+            if request.future.done():
+                continue
+            if request.local is not None:
+                [slot] = request.slots
+                result = results[slot]
+                if isinstance(result, Applied):
+                    request.future.set_result(verified[slot].signed)
+                else:
+                    assert isinstance(result, Rejected), result
+                    request.future.set_exception(ChangeRefused(result))
+            else:
+                request.future.set_result([results[i] for i in request.slots])
+        await self._maybe_snapshot()
+        if (self._released or self._dropped) and self._queue.empty():
+            await self._flush_notes()
+
+    def _apply(
+        self, verified: list[VerifiedChange], outcomes: list[Outcome | Rejected]
+    ) -> list[ApplyResult]:
+        """Apply filed changes in order, publish what applied, note what went otherwise."""
+        doc = self._doc
+        pending_ids = self._pending_ids
+        results: list[ApplyResult] = []
+        applied: list[bytes] = []
+        for change, outcome in zip(verified, outcomes, strict=True):
+            if isinstance(outcome, Rejected):
+                results.append(outcome)
+                continue
+            result = doc.apply_verified(change)
+            results.append(result)
+            if isinstance(result, Applied):
+                applied.extend(result.ids)
+            elif isinstance(result, Rejected) and outcome is not Outcome.SEEN:
+                self._dropped.append(change.id)
+                pending_ids.discard(change.id)
+        for change_id in applied:
+            if change_id in pending_ids:
+                pending_ids.remove(change_id)
+                self._released.append(change_id)
+        if len(pending_ids) != doc.pending_count:
+            # Some waiting change was refused because what it waited for was refused.
+            for change_id in [c for c in pending_ids if not doc.is_pending(c)]:
+                pending_ids.remove(change_id)
+                self._dropped.append(change_id)
+        own = self._key.public_key
+        for change_id in applied:
+            signed = doc.signed(change_id)
+            assert signed is not None
+            item = Published(signed, signed.signer == own)
+            for subscription in list(self._subscribers):
+                subscription._offer(item)
+        return results
+
+    async def _flush_notes(self) -> None:
+        notes = Batch(released=self._released, dropped=self._dropped)
+        if not notes:
+            return
+        try:
+            async with self._db:
+                await asyncio.to_thread(self._store.commit, notes)
+        except StoreError as exc:
+            # Harmless to leave: replaying the database reaches the same document.
+            log.warning("could not record pending-change bookkeeping: %s", exc)
+            return
+        self._released, self._dropped = [], []
+
+    async def _maybe_snapshot(self) -> None:
+        doc = self._doc
+        if doc.change_count - self._snapshot_count < self.snapshot_every:
+            return
+        state = doc.snapshot()
+        count = doc.change_count
+        filed = Batch(
+            released=self._released,
+            dropped=self._dropped,
+            snapshot=(state, count, self._clock()),
+        )
+        try:
+            async with self._db:
+                await asyncio.to_thread(self._store.commit, filed)
+        except StoreError as exc:
+            log.warning("could not save a snapshot (startup will replay more): %s", exc)
+            return
+        self._released, self._dropped = [], []
+        self._snapshot_count = count
+
+
+def _load(
+    path: Path, synchronous: Synchronous, clock: Callable[[], int], max_pending: int | None
+) -> _Loaded:
+    store = Store.open(path, synchronous)
+    try:
+        seed = store.identity_seed()
+        if seed is None:
+            seed = os.urandom(32)
+            store.save_identity(seed, NodeKey(seed).public_key, clock())
+        key = NodeKey(seed)
+        limits = {} if max_pending is None else {"max_pending": max_pending}
+        doc, start = _restore(store, limits)
+        snapshot_count = doc.change_count
+        dropped: list[bytes] = []
+        for stored in store.changes(start):
+            signed = SignedChange(stored.id, stored.body, stored.author, stored.signature)
+            result = _replay(doc, signed, store.path)
+            if isinstance(result, Rejected):
+                dropped.append(stored.id)
+        released: list[bytes] = []
+        pending_ids: set[bytes] = set()
+        for signed in store.pending():
+            result = _replay(doc, signed, store.path)
+            if isinstance(result, Applied):
+                released.extend(result.ids)  # it and any pending change it released
+            elif isinstance(result, Pending):
+                pending_ids.add(signed.id)
+            elif isinstance(result, Rejected):
+                dropped.append(signed.id)
+        pending_ids.difference_update(released)
+        return _Loaded(store, key, doc, snapshot_count, released, dropped, pending_ids)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _replay(doc: Document, signed: SignedChange, path: Path) -> ApplyResult:
+    """Apply a stored change. Its signature was verified at ingest, so it is not checked again.
+    The document may still refuse it for what it refers to (a Byzantine change filed before the
+    tree could judge it); bytes that no longer decode mean a damaged file, which we never
+    "repair" by deleting."""
+    checked = decode_signed(signed, check_signature=False)
+    if isinstance(checked, Rejected):
+        raise StoreError(
+            f"{path}: stored change {signed.id.hex()[:16]}… no longer decodes ({checked}); "
+            "the file is damaged, and huskies will not change it"
+        )
+    return doc.apply_verified(checked)
+
+
+def _restore(store: Store, limits: dict[str, int]) -> tuple[Document, int]:
+    """The document from the newest usable snapshot, and the apply order replay starts at."""
+    snapshot, problem = store.latest_snapshot()
+    if problem:
+        log.warning("%s: %s; using an older snapshot or replaying the log", store.path, problem)
+    if snapshot is not None:
+        try:
+            doc = Document.restore(snapshot.state, store.changes(0, snapshot.upto), **limits)
+            return doc, snapshot.upto
+        except SnapshotError as exc:
+            log.warning(
+                "%s: cannot use its snapshot (%s); replaying the whole log", store.path, exc
+            )
+    return Document(**limits), 0

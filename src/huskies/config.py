@@ -1,0 +1,442 @@
+"""`.huskies/project.toml` and `.huskies/agents.toml`: models, templates and loading.
+
+The models are pydantic at the edge: unknown keys are refused, scalars are not coerced (a TOML
+string is never read as a number), and every failure becomes a `ConfigError` whose message names
+the file, the key, what was found and what is allowed.
+"""
+
+import json
+import re
+import string
+import tomllib
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Self, TypeVar, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+QaMode = Literal["server", "agent", "human"]
+Synchronous = Literal["normal", "full"]
+Stage = Literal["coder", "qa", "mergemaster"]
+Runtime = Literal["claude-code", "codex", "command"]
+
+PLACEHOLDERS = ("story_id", "number", "title", "worktree", "branch", "base_branch")
+"""The names `prompt` and `system_prompt` may use, as `{name}` (str.format syntax)."""
+
+PROJECT_TOML_TEMPLATE = """\
+# huskies project settings. Commit this file: the database beside it stays out of git.
+
+# The branch finished work is squash-merged into. Empty: the branch that is checked out
+# when the server starts.
+base_branch = ""
+
+# How an item is checked once the quality gates pass: "server" (the gates are enough),
+# "agent" (a QA agent reviews it) or "human" (held until a person approves it).
+default_qa = "server"
+
+# The IANA time zone for schedules and the times shown to people, e.g. "Europe/London".
+timezone = "UTC"
+
+[store]
+# SQLite durability: "normal" (fast; a power cut may lose the last few changes, a crash
+# of huskies loses none) or "full" (every commit is synced to disk; slower).
+synchronous = "normal"
+
+# Take a snapshot of the document every this many changes, so that a restart replays only
+# the changes since the last snapshot. At least 100.
+snapshot_every = 10000
+"""
+
+AGENTS_TOML_TEMPLATE = """\
+# huskies agents. Each [[agent]] table defines one agent; huskies picks an agent of the
+# item's stage to work on it. Commit this file, but keep secrets out of it.
+#
+# `prompt` and `system_prompt` may use these placeholders, filled in for each item:
+#   {story_id}     the item's internal id
+#   {number}       the item's number, e.g. 42
+#   {title}        the item's title
+#   {worktree}     the path of the item's git worktree
+#   {branch}       the item's branch, e.g. feature/story-42
+#   {base_branch}  the branch the work is merged into
+# Write {{ and }} for literal braces.
+
+[[agent]]
+# A unique name, used in logs, on the board and in commands.
+name = "coder"
+
+# The pipeline stage this agent works in: "coder", "qa" or "mergemaster".
+stage = "coder"
+
+# What runs the agent: "claude-code", "codex" or "command" (any program; see below).
+runtime = "claude-code"
+
+# The model to ask the runtime for. Empty: the runtime's default.
+model = ""
+
+# Stop the agent after this many turns.
+max_turns = 50
+
+# Stop the agent once it has spent this many US dollars.
+max_budget_usd = 5.0
+
+# Stop the agent when it has been silent for this many seconds.
+inactivity_timeout_secs = 600
+
+# Tools the agent may use without asking, e.g. ["Bash", "Edit"]. Empty: none beyond the
+# runtime's own settings.
+allowed_tools = []
+
+# Extra environment variables for the agent's process, e.g. { RUST_LOG = "debug" }.
+env = {}
+
+# The task the agent is given.
+prompt = '''
+Work on story {number}, "{title}" (id {story_id}), in the git worktree {worktree}
+on branch {branch}. Read the story with your huskies tools, implement it with tests,
+and commit your work to {branch}. Do not merge it into {base_branch}: huskies runs
+the quality gates itself and merges the branch once they pass.
+'''
+
+# Added to the runtime's own system prompt. Empty: nothing is added.
+system_prompt = ""
+
+# `argv` is only for runtime "command": see the example below.
+
+# A "command" agent runs any program in the item's worktree. `argv` is the program and its
+# arguments (required, not empty); every other key means what it means above. To use it,
+# remove the leading "# " from the lines below.
+#
+# [[agent]]
+# name = "script"
+# stage = "coder"
+# runtime = "command"
+# argv = ["./scripts/agent.sh", "--verbose"]
+# prompt = "Work on story {number}: {title}"
+# inactivity_timeout_secs = 1800
+"""
+
+
+class ConfigError(Exception):
+    """A config file could not be loaded. `problems` holds one "key: what is wrong" per line."""
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{path}: {problem}" for problem in self.problems))
+
+
+class _Invalid(ValueError):
+    """A validator's complete message, and `at`: the key it concerns, below the validated value."""
+
+    def __init__(self, message: str, at: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Model):
+    """The `[store]` table of project.toml."""
+
+    synchronous: Synchronous = "normal"
+    snapshot_every: StrictInt = Field(default=10_000, ge=100)
+
+
+class ProjectConfig(_Model):
+    """project.toml."""
+
+    base_branch: StrictStr = ""
+    default_qa: QaMode = "server"
+    timezone: StrictStr = "UTC"
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise _Invalid(
+                f"got {value!r}; allowed: an IANA time zone name such as 'UTC' or 'Europe/London'"
+            ) from None
+        return value
+
+
+def _check_placeholders(text: str) -> str:
+    allowed = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:
+        raise _Invalid(
+            "has a '{' or '}' that opens or closes no placeholder; "
+            "write {{ and }} for literal braces"
+        ) from None
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        written = "{" + name + (f"!{conversion}" if conversion else "")
+        written += (f":{spec}" if spec else "") + "}"
+        if name not in PLACEHOLDERS:
+            raise _Invalid(f"unknown placeholder {written}; allowed: {allowed}")
+        if spec or conversion:
+            raise _Invalid(f"got placeholder {written}; allowed: plain {{{name}}}")
+    return text
+
+
+class AgentConfig(_Model):
+    """One `[[agent]]` table of agents.toml."""
+
+    name: StrictStr
+    stage: Stage
+    runtime: Runtime
+    model: StrictStr = ""
+    max_turns: StrictInt = Field(default=50, gt=0)
+    max_budget_usd: StrictFloat = Field(default=5.0, gt=0, allow_inf_nan=False)
+    inactivity_timeout_secs: StrictInt = Field(default=600, gt=0)
+    allowed_tools: tuple[StrictStr, ...] = ()
+    env: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    prompt: StrictStr
+    system_prompt: StrictStr = ""
+    argv: tuple[StrictStr, ...] | None = None
+    """The program and its arguments; only for runtime "command", which requires it."""
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise _Invalid(f"got {value!r}; allowed: a name that is not empty")
+        return value
+
+    @field_validator("prompt", "system_prompt")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        return _check_placeholders(value)
+
+    @model_validator(mode="after")
+    def _argv_fits_runtime(self) -> Self:
+        if self.runtime != "command":
+            if self.argv is not None:
+                raise _Invalid(
+                    f"only allowed with runtime 'command'; this agent's runtime is "
+                    f"{self.runtime!r}",
+                    at=("argv",),
+                )
+        elif self.argv is None:
+            raise _Invalid("missing; runtime 'command' requires it", at=("argv",))
+        elif not self.argv:
+            raise _Invalid(
+                'got an empty array; allowed: the program and its arguments, e.g. ["./agent.sh"]',
+                at=("argv",),
+            )
+        elif not self.argv[0]:
+            raise _Invalid("got ''; allowed: a program name or path", at=("argv", 0))
+        return self
+
+
+class AgentsConfig(_Model):
+    """agents.toml: the `[[agent]]` tables, in file order."""
+
+    agents: tuple[AgentConfig, ...] = Field(default=(), alias="agent")
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_names(cls, agents: tuple[AgentConfig, ...]) -> tuple[AgentConfig, ...]:
+        first: dict[str, int] = {}
+        for index, agent in enumerate(agents):
+            if agent.name in first:
+                raise _Invalid(
+                    f"duplicate name {json.dumps(agent.name)}; "
+                    f"agent[{first[agent.name]}] already has it",
+                    at=(index, "name"),
+                )
+            first[agent.name] = index
+        return agents
+
+
+def load_project_config(path: Path) -> ProjectConfig:
+    """Read and check project.toml; raise `ConfigError` on any problem."""
+    return _load(path, ProjectConfig)
+
+
+def load_agents_config(path: Path) -> AgentsConfig:
+    """Read and check agents.toml; raise `ConfigError` on any problem."""
+    return _load(path, AgentsConfig)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+_TOML_POSITION = re.compile(
+    r"^(?P<what>.*) \(at (?:line (?P<line>\d+), column (?P<column>\d+)|end of document)\)$"
+)
+
+
+def _load(path: Path, model: type[_M]) -> _M:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path, ["file not found; run `huskies init` in your git repository to create it"]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text (bad byte at offset {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [_syntax_problem(str(exc))]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(model, data, error) for error in exc.errors()]
+        raise ConfigError(path, problems) from None
+
+
+def _syntax_problem(message: str) -> str:
+    match = _TOML_POSITION.match(message)
+    if match is None:
+        return f"TOML syntax error: {message}"
+    what = match["what"][:1].lower() + match["what"][1:]
+    where = f"line {match['line']}, column {match['column']}" if match["line"] else "end of file"
+    return f"TOML syntax error at {where}: {what}"
+
+
+def _problem(model: type[BaseModel], data: dict[str, Any], error: ErrorDetails) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    value = error["input"]
+    context = error.get("ctx", {})
+    if kind == "extra_forbidden":
+        keys = ", ".join(repr(key) for key in _keys(_annotation_at(model, loc[:-1])))
+        return _keyed(data, loc[:-1], f"unknown key {loc[-1]!r}; allowed keys: {keys}")
+    if kind == "value_error" and isinstance(context.get("error"), _Invalid):
+        invalid: _Invalid = context["error"]
+        return _keyed(data, loc + invalid.at, str(invalid))
+    annotation = _annotation_at(model, loc)
+    if kind == "missing":
+        return _keyed(data, loc, f"missing; {_allowed(annotation, loc)}")
+    if kind == "greater_than":
+        return _keyed(data, loc, f"got {_found(value)}; allowed: greater than {context['gt']:g}")
+    if kind == "greater_than_equal":
+        return _keyed(data, loc, f"got {_found(value)}; allowed: {context['ge']:g} or more")
+    if kind == "finite_number":
+        return _keyed(data, loc, f"got {_found(value)}; allowed: a finite number")
+    # A value of the wrong type, or not one of a fixed set of choices.
+    return _keyed(data, loc, f"got {_found(value)}; {_allowed(annotation, loc)}")
+
+
+def _keyed(data: dict[str, Any], loc: tuple[str | int, ...], text: str) -> str:
+    """`text` prefixed with the dotted key at `loc`; an agent's index is followed by its name."""
+    label = ""
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            label += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            if isinstance(name, str) and name.strip():
+                label += f" ({json.dumps(name)})"
+        else:
+            key = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+            label += f".{key}" if label else key
+            node = node.get(part) if isinstance(node, dict) else None
+    return f"{label}: {text}" if label else text
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip `Annotated[...]` and `| None` down to the type underneath."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+        else:
+            return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _field_key(model: type[BaseModel], name: str) -> str:
+    return model.model_fields[name].alias or name
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [_field_key(model, name) for name in model.model_fields]
+
+
+def _annotation_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> Any:
+    """The declared type of the value at `loc` under `model`."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin = get_origin(annotation)
+        if _is_model(annotation):
+            fields = annotation.model_fields
+            annotation = next(
+                fields[name].annotation for name in fields if _field_key(annotation, name) == part
+            )
+        elif origin is tuple:
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+    return _unwrap(annotation)
+
+
+_SCALARS: dict[Any, tuple[str, str]] = {
+    str: ("a string", "strings"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+}
+
+
+def _allowed(annotation: Any, loc: tuple[str | int, ...]) -> str:
+    """What may stand at `loc`: "allowed: 'a', 'b'" for a choice, "expected <type>" otherwise."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "allowed: " + ", ".join(repr(choice) for choice in get_args(annotation))
+    if origin is tuple:
+        item = _unwrap(get_args(annotation)[0])
+        if _is_model(item):
+            return f"expected an array of tables, written [[{loc[-1]}]]"
+        return f"expected an array of {_SCALARS[item][1]}"
+    if origin is dict:
+        return f"expected a table of {_SCALARS[_unwrap(get_args(annotation)[1])][1]}"
+    if _is_model(annotation):
+        return "expected a table"
+    return f"expected {_SCALARS[annotation][0]}"
+
+
+def _found(value: Any) -> str:
+    """A TOML value as it would be written: '5', 5, true, 1979-05-27; "an array", "a table"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return repr(value)

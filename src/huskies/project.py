@@ -1,0 +1,149 @@
+"""Finding and initialising a huskies project: the `.huskies/` directory of a git repository."""
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from huskies.config import (
+    AGENTS_TOML_TEMPLATE,
+    PROJECT_TOML_TEMPLATE,
+    AgentsConfig,
+    ProjectConfig,
+    load_agents_config,
+    load_project_config,
+)
+
+DIR_NAME = ".huskies"
+
+GITIGNORE = """\
+# Written by `huskies init`. The database and the working directories are this machine's
+# own; the .toml files beside this one are meant to be committed.
+huskies.db
+huskies.db-wal
+huskies.db-shm
+*.lock
+*.tmp
+worktrees/
+merge_workspace/
+"""
+
+
+class ProjectError(Exception):
+    """No project where one was expected, or `init_project` could not (or need not) run."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """A huskies project: a git repository's top level and the `.huskies/` directory in it."""
+
+    root: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.root / DIR_NAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "huskies.db"
+
+    @property
+    def project_toml(self) -> Path:
+        return self.dir / "project.toml"
+
+    @property
+    def agents_toml(self) -> Path:
+        return self.dir / "agents.toml"
+
+    def config(self) -> ProjectConfig:
+        """Load project.toml; raises `ConfigError`."""
+        return load_project_config(self.project_toml)
+
+    def agents(self) -> AgentsConfig:
+        """Load agents.toml; raises `ConfigError`."""
+        return load_agents_config(self.agents_toml)
+
+
+def find_project(start: Path) -> Project:
+    """The project whose `.huskies/project.toml` is at or nearest above `start`."""
+    here = start.resolve()
+    for candidate in (here, *here.parents):
+        project = Project(candidate)
+        if project.project_toml.is_file():
+            return project
+    raise ProjectError(
+        f"no huskies project at or above {start}; run `huskies init` in your git repository"
+    )
+
+
+def init_project(cwd: Path) -> Project:
+    """Create `.huskies/` at the top of the git work tree holding `cwd`.
+
+    Writes project.toml, agents.toml and a .gitignore for the database and the working
+    directories. An agents.toml or .gitignore that is already there is kept; project.toml is
+    written last, so an interrupted init can simply be run again. Raises `ProjectError`, having
+    changed nothing, outside a git work tree or when project.toml already exists.
+    """
+    project = Project(_git_top_level(cwd))
+    if project.project_toml.exists():
+        raise ProjectError(f"huskies is already initialised at {project.dir}; nothing changed")
+    try:
+        project.dir.mkdir(mode=0o700, exist_ok=True)
+        project.dir.chmod(0o700)
+        for path, text in (
+            (project.dir / ".gitignore", GITIGNORE),
+            (project.agents_toml, AGENTS_TOML_TEMPLATE),
+        ):
+            if not path.exists():
+                _write_atomically(path, text)
+        _write_atomically(project.project_toml, PROJECT_TOML_TEMPLATE)
+    except OSError as exc:
+        raise ProjectError(f"could not initialise {project.dir}: {exc}") from exc
+    return project
+
+
+def _git_top_level(cwd: Path) -> Path:
+    if not cwd.is_dir():
+        raise ProjectError(f"{cwd} is not a directory; nothing was created")
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise ProjectError(
+            "git was not found on PATH; huskies needs git. Nothing was created."
+        ) from None
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()
+        reason = f" (git says: {detail[-1]})" if detail else ""
+        raise ProjectError(
+            f"{cwd} is not inside a git work tree{reason}; run `huskies init` inside your "
+            "repository, or `git init` first. Nothing was created."
+        )
+    return Path(result.stdout.rstrip("\n"))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, sync it, then rename it into place."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,10 +1,31 @@
 """The `huskies` command line."""
 
-from typing import Annotated
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import Console
 
 from huskies import __version__
+from huskies.config import ConfigError, ProjectConfig
+from huskies.pipeline import ItemKind, QaMode
+from huskies.pipeline.stages import StageName
+from huskies.project import Project, ProjectError, find_project, init_project
+from huskies.render import item_table, print_errors, print_item, stage_text, state_dump
+from huskies.services.stories import Board, StoryError
+from huskies.store import LockedError, PersistError, Replica, StoreError, Synchronous
+from huskies.store.replica import wall_clock_ms
 
 app = typer.Typer(
     name="huskies",
@@ -12,6 +33,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+story_app = typer.Typer(help="Create, list, show, edit, move and purge work items.")
+state_app = typer.Typer(help="Look inside the replicated state.")
+app.add_typer(story_app, name="story", no_args_is_help=True)
+app.add_typer(state_app, name="state", no_args_is_help=True)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# Failures a user can act on: printed as one message, exit status 1, no traceback.
+USER_ERRORS = (ConfigError, LockedError, PersistError, ProjectError, StoreError, StoryError)
+
+T = TypeVar("T")
 
 
 def _print_version(value: bool) -> None:
@@ -35,6 +68,44 @@ def main(
     """huskies runs AI coding agents on a backlog and moves each item through the pipeline."""
 
 
+def _run(work: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    """Run an async command body, turning user errors into a message and exit status 1."""
+
+    @functools.wraps(work)
+    def command(*args: Any, **kwargs: Any) -> T:
+        try:
+            return asyncio.run(work(*args, **kwargs))
+        except USER_ERRORS as exc:
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return command
+
+
+@contextlib.asynccontextmanager
+async def _open_board() -> AsyncIterator[tuple[Project, ProjectConfig, Replica, Board]]:
+    project = find_project(Path.cwd())
+    config = project.config()
+    replica = await Replica.open(
+        project.db_path,
+        synchronous=Synchronous(config.store.synchronous),
+        snapshot_every=config.store.snapshot_every,
+    )
+    async with replica:
+        yield project, config, replica, Board(replica, wall_clock_ms)
+
+
+async def _settled(board: Board) -> None:
+    """Persist numbers that collided with items minted elsewhere, and say so."""
+    for claimed, item in await board.settle_numbers():
+        err.print(
+            f"note: #{claimed} was also given to another item on another node; "
+            f"“{item.title}” is now #{item.number}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 @app.command()
 def demo() -> None:
     """Show the replicated document at work: two nodes converge, forgeries are refused."""
@@ -42,3 +113,177 @@ def demo() -> None:
 
     if not run_demo(typer.echo):
         raise typer.Exit(1)
+
+
+@app.command()
+@_run
+async def init() -> None:
+    """Set up huskies in this git repository (creates .huskies/ with commented config files)."""
+    project = init_project(Path.cwd())
+    out.print(f"Initialised huskies in {project.dir}")
+    out.print(f"  {project.project_toml.name}  project settings (commit it)")
+    out.print(f"  {project.agents_toml.name}   agents (commit it)")
+    out.print("  the database stays local (.huskies/.gitignore)")
+    out.print("Next: huskies story new 'Your first story'")
+
+
+@story_app.command("new")
+@_run
+async def story_new(
+    title: Annotated[str, typer.Argument(help="A one-line title.")],
+    kind: Annotated[ItemKind, typer.Option(help="What sort of work it is.")] = ItemKind.STORY,
+    depends_on: Annotated[
+        list[int] | None,
+        typer.Option("--depends-on", metavar="N", help="An item this one waits for (repeatable)."),
+    ] = None,
+    body_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--body-file", metavar="FILE", help="Read the body (markdown) from this file."
+        ),
+    ] = None,
+    qa: Annotated[
+        QaMode | None, typer.Option(help="Who reviews it (default: the project's default_qa).")
+    ] = None,
+) -> None:
+    """Add a work item to the backlog."""
+    body = _read_body(body_file) if body_file else ""
+    async with _open_board() as (_, _, _, board):
+        await _settled(board)
+        item = await board.create(title, kind=kind, body=body, depends_on=depends_on or (), qa=qa)
+    out.print(f"Created #{item.number} ({item.kind.value}): {item.title}", markup=False)
+
+
+@story_app.command("list")
+@_run
+async def story_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Include archived items.")] = False,
+    stage: Annotated[StageName | None, typer.Option(help="Only items in this stage.")] = None,
+) -> None:
+    """List work items by number (archived ones only with --all)."""
+    async with _open_board() as (_, config, _, board):
+        view = board.view()
+    items = [
+        item
+        for item in view.items
+        if (stage is None or item.stage.name is stage)
+        and (show_all or stage is not None or item.stage.name is not StageName.ARCHIVED)
+    ]
+    if items:
+        out.print(item_table(items, ZoneInfo(config.timezone)))
+    else:
+        out.print("No items." if not view.items else "No items match.")
+    print_errors(err, view.errors)
+
+
+@story_app.command("show")
+@_run
+async def story_show(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Show one item in full."""
+    async with _open_board() as (_, config, _, board):
+        item = board.get(number)
+    print_item(out, item, ZoneInfo(config.timezone), config.default_qa)
+
+
+@story_app.command("edit")
+@_run
+async def story_edit(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    title: Annotated[str | None, typer.Option(help="Set the title without an editor.")] = None,
+    body_file: Annotated[
+        Path | None,
+        typer.Option("--body-file", metavar="FILE", help="Set the body from a file, no editor."),
+    ] = None,
+) -> None:
+    """Edit an item's title and body in $EDITOR (title on the first line, then the body)."""
+    async with _open_board() as (_, _, _, board):
+        item = board.get(number)
+        body = _read_body(body_file) if body_file else None
+        if title is None and body is None:
+            title, body = _edit_in_editor(item.title, item.body)
+            if title is None:
+                out.print("The file was left unchanged; nothing changed.")
+                return
+        changed = await board.edit(number, title=title, body=body)
+    out.print(f"Updated #{number}." if changed else f"#{number} is unchanged.")
+
+
+@story_app.command("move")
+@_run
+async def story_move(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    stage: Annotated[StageName, typer.Argument(help="The stage to move it to.")],
+) -> None:
+    """Move an item to another stage (only moves a person may make)."""
+    async with _open_board() as (_, _, _, board):
+        item = await board.move(number, stage)
+    out.print(f"#{number} is now in {stage_text(item.stage)}.", markup=False)
+
+
+@story_app.command("purge")
+@_run
+async def story_purge(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an item for good, on every node (it will not come back)."""
+    async with _open_board() as (_, _, _, board):
+        item = board.get(number)
+        if not yes and not typer.confirm(f"Purge #{number} “{item.title}” for good?"):
+            out.print("Nothing purged.")
+            return
+        await board.purge(number)
+    out.print(f"Purged #{number}.")
+
+
+@app.command()
+@_run
+async def unblock(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Return a blocked, merge-failed or review-held item to where it can continue."""
+    async with _open_board() as (_, _, _, board):
+        item = await board.unblock(number)
+    out.print(f"#{number} is back in {stage_text(item.stage)}.", markup=False)
+
+
+@state_app.command("dump")
+@_run
+async def state_dump_command() -> None:
+    """Print the whole document and the change log's statistics as JSON."""
+    async with _open_board() as (_, config, replica, _):
+        stats = await replica.stats()
+        text = state_dump(replica.document, stats, wall_clock_ms(), ZoneInfo(config.timezone))
+    typer.echo(text)
+
+
+def _read_body(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoryError(f"--body-file {path}: {exc}") from None
+
+
+def _edit_in_editor(title: str, body: str) -> tuple[str | None, str]:
+    """Open $VISUAL or $EDITOR on "title, blank line, body".
+
+    Returns the edited (title, body), or (None, body) if the file was left unchanged.
+    """
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    text = f"{title}\n\n{body}"
+    with tempfile.TemporaryDirectory(prefix="huskies-edit-") as folder:
+        path = Path(folder) / "item.md"
+        path.write_text(text, encoding="utf-8")
+        try:
+            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except OSError as exc:
+            raise StoryError(f"could not start the editor {editor!r}: {exc}") from None
+        if done.returncode != 0:
+            raise StoryError(f"the editor {editor!r} exited with status {done.returncode}")
+        edited = path.read_text(encoding="utf-8")
+    if edited == text:
+        return None, body
+    first, _, rest = edited.partition("\n")
+    if rest.startswith("\n"):
+        rest = rest[1:]
+    if not body.endswith("\n") and rest.endswith("\n"):
+        rest = rest[:-1]  # most editors end the file with a newline the body did not have
+    return first, rest

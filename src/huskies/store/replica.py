@@ -120,6 +120,7 @@ class ReplicaStats:
     snapshot: Snapshot | None
     file_bytes: int
     schema_version: int
+    opened_by: str
 
 
 @dataclass
@@ -245,6 +246,7 @@ class Replica:
             snapshot=stored.snapshot,
             file_bytes=stored.file_bytes,
             schema_version=stored.schema_version,
+            opened_by=stored.opened_by,
         )
 
     def subscribe(self, maxsize: int = 10_000) -> Subscription:

@@ -1,0 +1,1 @@
+"""Use cases that do I/O: they read and write through the replica."""

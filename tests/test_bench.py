@@ -67,3 +67,61 @@ def test_bench_says_where_the_trace_should_be(tmp_path):
     )
     assert result.returncode == 2
     assert "trace not found" in result.stderr
+
+
+REPLICA_BENCH = BENCH.with_name("replica.py")
+
+
+def test_replica_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPLICA_BENCH),
+            "--changes",
+            "300",
+            "--clients",
+            "8",
+            "--startup-changes",
+            "2000",
+            "--startup-repeat",
+            "1",
+            "--snapshot-every",
+            "500",  # so the tiny startup run reopens from a snapshot too
+            "--pycrdt-changes",
+            "100",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    numbers = (
+        "write_changes_per_s",
+        "write_p50_ms",
+        "write_p99_ms",
+        "write_full_changes_per_s",
+        "write_full_p50_ms",
+        "write_full_p99_ms",
+        "startup_100k_snapshot_s",
+        "startup_100k_cold_s",
+        "startup_changes",
+        "pycrdt_store_updates_per_s",
+        "pycrdt_store_p99_ms",
+        "cpus",
+        "peak_rss_mb",
+    )
+    for name in numbers:
+        assert isinstance(figures[name], int | float), name
+        assert figures[name] > 0, name
+    for name in ("pycrdt_store_mode", "python", "sqlite_version"):
+        assert isinstance(figures[name], str)
+        assert figures[name]
+    assert figures["startup_view_ok"] is True
+    assert figures["startup_changes"] == 2000
+    # A snapshot was used: far fewer changes replayed than the log holds.
+    assert 0 <= figures["startup_replayed_after_snapshot"] < figures["startup_log_changes"]
+    assert list(tmp_path.iterdir()) == []  # the temporary directory is gone

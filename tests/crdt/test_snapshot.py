@@ -151,10 +151,11 @@ def test_prepare_local_chains_unapplied_changes_that_then_apply_in_order():
     tx = Transaction(doc)
     tx.make((), "t", ObjKind.TEXT)
     tx.commit(key(1), 0)
-    first = doc.prepare_local(Transaction(doc).ops, key(1), 1)
+    author = key(1).public_key
+    first = doc.prepare_local(Transaction(doc).ops, author, 1).sign(key(1))
     tx = Transaction(doc)
     tx.insert_text(("t",), 0, "hi")
-    second = doc.prepare_local(tx.ops, key(1), 2, checked=True, after=first)
+    second = doc.prepare_local(tx.ops, author, 2, checked=True, after=first).sign(key(1))
     assert second.change.seq == first.change.seq + 1
     assert second.change.deps == (first.id,)
     assert doc.change_count == 1  # nothing applied yet
@@ -162,8 +163,8 @@ def test_prepare_local_chains_unapplied_changes_that_then_apply_in_order():
     assert isinstance(doc.apply_verified(first), Applied)
     assert isinstance(doc.apply_verified(second), Applied)
     assert doc.view() == {"t": "hi"}
-    with pytest.raises(ValueError, match="same signer"):
-        doc.prepare_local((), key(2), 3, after=second)
+    with pytest.raises(ValueError, match="same author"):
+        doc.prepare_local((), key(2).public_key, 3, after=second)
 
 
 def test_prepare_local_refuses_a_reference_to_an_element_it_does_not_have():
@@ -174,4 +175,4 @@ def test_prepare_local_refuses_a_reference_to_an_element_it_does_not_have():
     edit = Transaction(source)
     edit.delete_text(("t",), 1, 1)
     with pytest.raises(ChangeRefused, match="not applied"):
-        Document().prepare_local(edit.ops, key(2), 0, checked=True)
+        Document().prepare_local(edit.ops, key(2).public_key, 0, checked=True)

@@ -7,6 +7,7 @@ come in as arguments.
 from huskies.crdt.builder import Transaction
 from huskies.crdt.change import (
     Change,
+    EncodedChange,
     SignedChange,
     VerifiedChange,
     decode_signed,
@@ -37,6 +38,7 @@ __all__ = [
     "Change",
     "ChangeRefused",
     "Document",
+    "EncodedChange",
     "EncodingError",
     "Json",
     "NodeKey",

@@ -257,6 +257,6 @@ def _key(key: object) -> str:
 
 def _json(value: object, path: Path, key: str) -> Json:
     try:
-        return check_json(value, f"{'/'.join(map(str, path)) or 'root'}:{key}")
+        return check_json(value, lambda: f"{'/'.join(map(str, path)) or 'root'}:{key}")
     except EncodingError as exc:
         raise ValueError(str(exc)) from None

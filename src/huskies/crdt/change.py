@@ -75,13 +75,29 @@ def encode_change(change: Change) -> bytes:
     )
 
 
+class EncodedChange(NamedTuple):
+    """A change encoded and hashed but not signed yet: its id is final, so later changes can
+    name it while the signature is made elsewhere (for example on a worker thread)."""
+
+    id: bytes
+    change: Change
+    body: bytes
+
+    def sign(self, signer: Signer) -> VerifiedChange:
+        if self.change.author != signer.public_key:
+            raise ValueError("a change must be signed by its author")
+        signed = SignedChange(self.id, self.body, signer.public_key, signer.sign(self.id))
+        return VerifiedChange(self.id, self.change, signed)
+
+
+def encode_for_signing(change: Change) -> EncodedChange:
+    body = encode_change(change)
+    return EncodedChange(change_id(body), change, body)
+
+
 def sign_change(change: Change, signer: Signer) -> VerifiedChange:
     """Encode, hash and sign a change made by `signer`."""
-    if change.author != signer.public_key:
-        raise ValueError("a change must be signed by its author")
-    body = encode_change(change)
-    cid = change_id(body)
-    return VerifiedChange(cid, change, SignedChange(cid, body, signer.public_key, signer.sign(cid)))
+    return encode_for_signing(change).sign(signer)
 
 
 def signed_from_bytes(data: bytes) -> SignedChange:

@@ -14,10 +14,11 @@ from typing import NamedTuple, TypeAlias
 
 from huskies.crdt.change import (
     Change,
+    EncodedChange,
     SignedChange,
     VerifiedChange,
     decode_signed,
-    sign_change,
+    encode_for_signing,
 )
 from huskies.crdt.clock import AuthorClock, AuthorLog
 from huskies.crdt.encoding import Json
@@ -81,6 +82,12 @@ class StoredChange(NamedTuple):
     lamport: int
 
 
+# (sorted deps: the ones a change names plus the changes its ops' elements are in; its ops with
+# "this change" replaced by its real id)
+_Resolved: TypeAlias = tuple[tuple[bytes, ...], tuple[Op, ...]]
+RESOLVED_CACHE = 4096
+
+
 class _Held(NamedTuple):
     verified: VerifiedChange
     deps: tuple[bytes, ...]  # sorted: the deps it names plus the changes its ops' elements are in
@@ -106,12 +113,11 @@ def _own_path(path: Path, own: bytes) -> Path:
     return path
 
 
-def _prepare(verified: VerifiedChange) -> _Held:
+def _resolve(own: bytes, change: Change) -> _Resolved:
     """Collect a change's implicit dependencies and resolve its references to itself."""
-    own = verified.id
-    deps = set(verified.change.deps)
+    deps = set(change.deps)
     ops: list[Op] = []
-    for op in verified.change.ops:
+    for op in change.ops:
         path = _own_path(op.path, own)
         if path is not op.path:
             op = op._replace(path=path)
@@ -133,7 +139,7 @@ def _prepare(verified: VerifiedChange) -> _Held:
                 spans = tuple(s if s.change else Span(own, s.start, s.length) for s in op.spans)
                 op = op._replace(spans=spans)
         ops.append(op)
-    return _Held(verified, tuple(sorted(deps)), tuple(ops))
+    return tuple(sorted(deps)), tuple(ops)
 
 
 class Document:
@@ -153,6 +159,7 @@ class Document:
         self._waiting_on_id: dict[bytes, list[bytes]] = {}
         self._waiting_on_seq: dict[tuple[bytes, int], list[bytes]] = {}
         self._rejected: dict[bytes, Rejected] = {}
+        self._resolved: dict[bytes, _Resolved] = {}
 
     @classmethod
     def restore(
@@ -299,8 +306,8 @@ class Document:
 
         Raises ChangeRefused, with nothing applied, if the ops are not valid here.
         """
-        verified = self.prepare_local(ops, signer, time, checked=checked)
-        result = self._apply_ready(_prepare(verified))
+        verified = self.prepare_local(ops, signer.public_key, time, checked=checked).sign(signer)
+        result = self._apply_ready(self._held(verified))
         if isinstance(result, Rejected):
             raise ChangeRefused(result)
         return verified.signed
@@ -308,21 +315,20 @@ class Document:
     def prepare_local(
         self,
         ops: Iterable[Op],
-        signer: Signer,
+        author: bytes,
         time: int,
         *,
         checked: bool = False,
-        after: VerifiedChange | None = None,
-    ) -> VerifiedChange:
-        """Make and sign a local change holding `ops`, without applying it.
+        after: EncodedChange | VerifiedChange | None = None,
+    ) -> EncodedChange:
+        """Make a local change holding `ops`, encoded and hashed, ready to sign; apply nothing.
 
-        `after` is an earlier local change of the same signer that is not applied yet (a store
+        `after` is an earlier local change of the same author that is not applied yet (a store
         writing several changes in one commit): the new change follows it directly. Unless
         `checked` (the Transaction builder validates ops as it makes them), each op first goes
         through the check remote replicas make, so a local change is never one they refuse.
         Raises ChangeRefused if an op is malformed or refers to an element not applied here.
         """
-        author = signer.public_key
         try:
             valid = tuple(ops) if checked else tuple(from_wire(to_wire(op)) for op in ops)
         except (MalformedOp, TypeError, ValueError) as exc:
@@ -337,37 +343,53 @@ class Document:
                 valid,
             )
         elif after.change.author != author:
-            raise ValueError("`after` must be a change by the same signer")
+            raise ValueError("`after` must be a change by the same author")
         else:
             previous = after.change
             change = Change(
                 author, previous.seq + 1, previous.lamport + 1, (after.id,), time, valid
             )
-        verified = sign_change(change, signer)
-        held = _prepare(verified)
+        encoded = encode_for_signing(change)
+        deps, resolved_ops = self._resolution(encoded.id, change)
         staged = after.id if after is not None else None
-        for dep in held.deps:
+        for dep in deps:
             if dep not in self._records and dep != staged:
                 raise ChangeRefused(
                     Rejected(
                         RejectReason.BAD_REFERENCE,
                         f"an op refers to change {_describe(dep)}, which this replica has not "
                         "applied",
-                        verified.id,
+                        encoded.id,
                     )
                 )
-        if after is None and self._blocker(held) is not None:
+        if after is None and self._blocker_for(deps, change) is not None:
             raise ChangeRefused(
                 Rejected(
                     RejectReason.BAD_REFERENCE,
                     f"seq {change.seq - 1} of this author is not applied here",
-                    verified.id,
+                    encoded.id,
                 )
             )
-        problem = self._tree.check_references(held.ops, verified.id)
+        problem = self._tree.check_references(resolved_ops, encoded.id)
         if problem:
-            raise ChangeRefused(Rejected(RejectReason.BAD_REFERENCE, problem, verified.id))
-        return verified
+            raise ChangeRefused(Rejected(RejectReason.BAD_REFERENCE, problem, encoded.id))
+        return encoded
+
+    def _resolution(self, change_id: bytes, change: Change) -> _Resolved:
+        """A change's resolved deps and ops, computed once however often it is looked at
+        (a store previews, then applies, what it just prepared)."""
+        resolved = self._resolved.get(change_id)
+        if resolved is None:
+            if len(self._resolved) >= RESOLVED_CACHE:
+                self._resolved.clear()
+            resolved = self._resolved[change_id] = _resolve(change_id, change)
+        return resolved
+
+    def _held(self, verified: VerifiedChange) -> _Held:
+        resolved = self._resolved.pop(verified.id, None)
+        if resolved is None:
+            resolved = _resolve(verified.id, verified.change)
+        return _Held(verified, *resolved)
 
     def preview(self, changes: Iterable[VerifiedChange]) -> list[Outcome | Rejected]:
         """What applying `changes` in order would do, without changing anything.
@@ -395,8 +417,8 @@ class Document:
             if cid in staged or cid in held_here:
                 out.append(Outcome.SEEN)
                 continue
-            held = _prepare(verified)
-            refused = next((d for d in held.deps if d in self._rejected), None)
+            deps, _ = self._resolution(cid, verified.change)
+            refused = next((d for d in deps if d in self._rejected), None)
             if refused is not None:
                 out.append(
                     Rejected(
@@ -410,7 +432,7 @@ class Document:
             log = self._authors.get(change.author)
             applied_seq = staged_seq.get(change.author, log.seq if log else 0)
             ready = change.seq <= applied_seq + 1 and all(
-                d in self._records or d in staged for d in held.deps
+                d in self._records or d in staged for d in deps
             )
             if ready:
                 staged.add(cid)
@@ -433,7 +455,7 @@ class Document:
         return out
 
     def _admit(self, verified: VerifiedChange) -> ApplyResult:
-        held = _prepare(verified)
+        held = self._held(verified)
         for dep in held.deps:
             if dep in self._rejected:
                 return self._reject(
@@ -455,11 +477,15 @@ class Document:
 
     def _blocker(self, held: _Held) -> bytes | tuple[bytes, int] | None:
         """Something `held` still waits for: a missing change id or (author, previous seq)."""
+        return self._blocker_for(held.deps, held.verified.change)
+
+    def _blocker_for(
+        self, deps: tuple[bytes, ...], change: Change
+    ) -> bytes | tuple[bytes, int] | None:
         records = self._records
-        for dep in held.deps:
+        for dep in deps:
             if dep not in records:
                 return dep
-        change = held.verified.change
         log = self._authors.get(change.author)
         applied_seq = log.seq if log else 0
         if change.seq > applied_seq + 1:

@@ -15,6 +15,7 @@ exactly one encoding and therefore exactly one id.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import cbor2
@@ -47,33 +48,61 @@ def decode(data: bytes) -> Any:
     return value
 
 
-def check_json(value: object, where: str, depth: int = 0) -> Json:
-    """Return `value` if it is a JSON value huskies can store, else raise EncodingError.
+def check_json(value: object, where: str | Callable[[], str]) -> Json:
+    """Return `value` (containers freshly copied) if it is a JSON value huskies can store, else
+    raise EncodingError.
 
-    `where` names the place the value came from, for the error message.
+    `where` names the place the value came from, for the error message (a callable is called
+    only on failure, so a hot path need not format it).
     """
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise EncodingError(f"{where}: integer {value} does not fit in signed 64 bits")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise EncodingError(f"{where}: non-finite float {value!r} is not allowed")
-        return value
+    problem = _json_problem(value, 0)
+    if problem is None:
+        # A fresh copy of containers (tuples become lists), so the caller's later changes to
+        # its own object cannot reach the document.
+        return _fresh(value)
+    inside, message = problem
+    place = where if isinstance(where, str) else where()
+    raise EncodingError(f"{place}{''.join(reversed(inside))}: {message}")
+
+
+def _json_problem(value: Any, depth: int) -> tuple[list[str], str] | None:
+    """None if `value` is storable JSON, else (the path inside it, innermost step first; what is
+    wrong). The message is built only on failure: this runs on every value a transaction sets,
+    so it tests exact types rather than calling isinstance."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return None
+    if kind is int:
+        if INT_MIN <= value <= INT_MAX:
+            return None
+        return [], f"integer {value} does not fit in signed 64 bits"
+    if kind is float:
+        if math.isfinite(value):
+            return None
+        return [], f"non-finite float {value!r} is not allowed"
+    if kind is not list and kind is not tuple and kind is not dict:
+        return [], f"{kind.__name__} is not a JSON value"
     if depth >= MAX_DEPTH:
-        raise EncodingError(f"{where}: value nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, list | tuple):
-        return [check_json(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        checked: dict[str, Json] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EncodingError(f"{where}: map key {key!r} is not a string")
-            checked[key] = check_json(item, f"{where}.{key}", depth + 1)
-        return checked
-    raise EncodingError(f"{where}: {type(value).__name__} is not a JSON value")
+        return [], f"value nested deeper than {MAX_DEPTH} levels"
+    items = value.items() if kind is dict else enumerate(value)
+    for step, item in items:
+        if kind is dict and type(step) is not str:
+            return [], f"map key {step!r} is not a string"
+        problem = _json_problem(item, depth + 1)
+        if problem is not None:
+            problem[0].append(f".{step}" if kind is dict else f"[{step}]")
+            return problem
+    return None
+
+
+def _fresh(value: Any) -> Json:
+    if type(value) is str or value is None:
+        return value
+    if type(value) is list or type(value) is tuple:
+        return [_fresh(item) for item in value]
+    if type(value) is dict:
+        return {key: _fresh(item) for key, item in value.items()}
+    return value  # type: ignore[no-any-return]
 
 
 def copy_json(value: Json) -> Json:

@@ -41,10 +41,12 @@ MIGRATIONS: tuple[str, ...] = (
         public_key BLOB NOT NULL,
         created_at INTEGER NOT NULL
     ) STRICT;
-    -- Every applied change, in the order this replica applied it (a causal order).
+    -- Every applied change, in the order this replica applied it (a causal order). No index on
+    -- id: the document already refuses duplicates, and an index of random 32-byte keys would
+    -- triple the cost of every insert. Only deleting a refused change looks rows up by id.
     CREATE TABLE changes (
         apply_order INTEGER PRIMARY KEY,
-        id BLOB NOT NULL UNIQUE,
+        id BLOB NOT NULL,
         author BLOB NOT NULL,
         seq INTEGER NOT NULL,
         lamport INTEGER NOT NULL,
@@ -125,8 +127,9 @@ def _create_private(path: Path) -> None:
 class Store:
     """The change log, pending set, identity and snapshots in one SQLite file."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, synchronous: Synchronous) -> None:
         self.path = path
+        self.synchronous = synchronous
         self._conn = conn
         top = conn.execute("SELECT max(apply_order) FROM changes").fetchone()[0]
         self._next_order = 0 if top is None else top + 1
@@ -144,6 +147,9 @@ class Store:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.value.upper()}")
+            # The replica checkpoints from another connection instead (see checkpoint), so a
+            # commit never stalls to copy the WAL back into the database.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute("PRAGMA foreign_keys=ON")
             _migrate(conn, path)
             conn.execute(
@@ -156,7 +162,7 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        return cls(path, conn)
+        return cls(path, conn, synchronous)
 
     def close(self) -> None:
         self._conn.close()
@@ -199,18 +205,19 @@ class Store:
 
     def latest_snapshot(self) -> tuple[Snapshot | None, str | None]:
         """The newest snapshot whose digest checks out, and why a newer one was skipped."""
-        problem = None
-        for upto, count, taken_at, digest, state in self._conn.execute(
-            "SELECT upto, change_count, taken_at, digest, state FROM snapshots ORDER BY upto DESC"
-        ):
-            if hashlib.sha256(state).digest() == digest:
-                return Snapshot(upto, count, taken_at, state), problem
-            problem = f"the snapshot at change {upto} is damaged (digest mismatch)"
-        return None, problem
+        return _latest_snapshot(self._conn)
 
     def stats(self) -> StoreStats:
-        conn = self._conn
-        snapshot, _ = self.latest_snapshot()
+        """Statistics read through a connection of their own (WAL readers never wait for the
+        writer, and never see half of its transaction)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return self._stats(conn)
+        finally:
+            conn.close()
+
+    def _stats(self, conn: sqlite3.Connection) -> StoreStats:
+        snapshot, _ = _latest_snapshot(conn)
         return StoreStats(
             changes=conn.execute("SELECT count(*) FROM changes").fetchone()[0],
             pending=conn.execute("SELECT count(*) FROM pending").fetchone()[0],
@@ -221,6 +228,28 @@ class Store:
             schema_version=conn.execute("PRAGMA user_version").fetchone()[0],
             opened_by=conn.execute("SELECT value FROM meta WHERE key = 'opened_by'").fetchone()[0],
         )
+
+    # ---- the write-ahead log ---------------------------------------------------------------
+
+    def wal_bytes(self) -> int:
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database through a connection of its own, so the writer
+        keeps committing meanwhile (PASSIVE: it never waits for the writer or readers)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def checkpoint_now(self) -> None:
+        """Checkpoint on the writer's own connection, waiting for readers: for a WAL that grew
+        because background checkpoints could not keep up."""
+        self._conn.execute("PRAGMA wal_checkpoint(RESTART)")
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -277,6 +306,17 @@ class Store:
             "(SELECT upto FROM snapshots ORDER BY upto DESC LIMIT ?)",
             (SNAPSHOTS_KEPT,),
         )
+
+
+def _latest_snapshot(conn: sqlite3.Connection) -> tuple[Snapshot | None, str | None]:
+    problem = None
+    for upto, count, taken_at, digest, state in conn.execute(
+        "SELECT upto, change_count, taken_at, digest, state FROM snapshots ORDER BY upto DESC"
+    ):
+        if hashlib.sha256(state).digest() == digest:
+            return Snapshot(upto, count, taken_at, state), problem
+        problem = f"the snapshot at change {upto} is damaged (digest mismatch)"
+    return None, problem
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,8 @@ log = logging.getLogger("huskies.store")
 
 DEFAULT_SNAPSHOT_EVERY = 10_000
 MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
+WAL_CHECKPOINT_BYTES = 4 << 20  # start a background checkpoint past this WAL size
+WAL_LIMIT_BYTES = 64 << 20  # past this, background checkpoints fell behind: checkpoint inline
 
 
 class PersistError(Exception):
@@ -161,7 +164,10 @@ class Replica:
         self._pending_ids = loaded.pending_ids  # ids in the pending table
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self._subscribers: list[Subscription] = []
-        self._db = asyncio.Lock()  # one user of the connection at a time
+        # FULL commits wait for the disk on this thread (see _commit); the writer awaits each
+        # one, so the connection is never used by two threads at once.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huskies-store")
+        self._checkpointing: asyncio.Task[None] | None = None
         self._closed = False
         self._writer = asyncio.create_task(self._run_writer(), name="replica-writer")
 
@@ -205,12 +211,14 @@ class Replica:
         self._closed = True
         await self._queue.put(None)
         await self._writer
-        with contextlib.suppress(PersistError):
-            await self._flush_notes()
+        await self._flush_notes()
+        if self._checkpointing is not None:
+            await self._checkpointing
         for subscription in list(self._subscribers):
             subscription._offer(None)
         self._subscribers.clear()
         self._store.close()
+        self._executor.shutdown()
         self._lock.release()
 
     # ---- reading ---------------------------------------------------------------------------
@@ -233,8 +241,7 @@ class Replica:
         return self._store.path
 
     async def stats(self) -> ReplicaStats:
-        async with self._db:
-            stored = await asyncio.to_thread(self._store.stats)
+        stored = await asyncio.to_thread(self._store.stats)
         doc = self._doc
         return ReplicaStats(
             node_id=self.node_id,
@@ -312,70 +319,77 @@ class Replica:
         await self._queue.put(request)
         return await request.future
 
+    # ---- the writer ------------------------------------------------------------------------
+
     async def _run_writer(self) -> None:
-        queue = self._queue
-        stopping = False
-        while not stopping:
-            first = await queue.get()
+        while True:
+            first = await self._queue.get()
             if first is None:
-                break
-            batch = [first]
-            size = len(first.remote) or 1
-            while size < MAX_BATCH and not queue.empty():
-                request = queue.get_nowait()
-                if request is None:
-                    stopping = True
-                    break
-                batch.append(request)
-                size += len(request.remote) or 1
+                return
+            batch, stopping = self._take([first], MAX_BATCH)
             try:
                 await self._write(batch)
             except Exception as exc:  # a bug must not leave callers waiting forever
                 log.exception("replica writer failed")
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
+                _fail(batch, exc)
+            if stopping:
+                return
+            if self._queue.empty():
+                await self._flush_notes()
+
+    def _take(self, batch: list[_Request], limit: int) -> tuple[list[_Request], bool]:
+        """Add waiting requests to `batch` up to `limit` changes; True if the stop sentinel
+        was taken."""
+        size = sum(len(r.remote) or 1 for r in batch)
+        while size < limit and not self._queue.empty():
+            request = self._queue.get_nowait()
+            if request is None:
+                return batch, True
+            batch.append(request)
+            size += len(request.remote) or 1
+        return batch, False
 
     async def _write(self, batch: list[_Request]) -> None:
-        doc = self._doc
-        verified: list[VerifiedChange] = []
+        """File one batch in one transaction, then apply it, answer its callers, publish it."""
+        doc, key = self._doc, self._key
+        entries: list[VerifiedChange] = []
+        outcomes: list[Outcome | Rejected] = []
         previous: VerifiedChange | None = None
         now = self._clock()
         for request in batch:
             if request.local is not None:
                 try:
-                    change = doc.prepare_local(
-                        request.local.ops, self._key, now, checked=True, after=previous
-                    )
+                    local = doc.prepare_local(
+                        request.local.ops, key.public_key, now, checked=True, after=previous
+                    ).sign(key)
                 except ChangeRefused as exc:
                     request.future.set_exception(exc)
                     continue
-                previous = change
-                request.slots = range(len(verified), len(verified) + 1)
-                verified.append(change)
+                previous = local
+                request.slots = range(len(entries), len(entries) + 1)
+                entries.append(local)
+                outcomes.append(Outcome.APPLY)  # prepare_local checked that it applies
             else:
-                request.slots = range(len(verified), len(verified) + len(request.remote))
-                verified.extend(request.remote)
-        outcomes = doc.preview(verified)
+                request.slots = range(len(entries), len(entries) + len(request.remote))
+                entries.extend(request.remote)
+                # No remote change can depend on this batch's local ones: nobody has them yet.
+                outcomes.extend(doc.preview(request.remote))
+        pairs = list(zip(entries, outcomes, strict=True))
         filed = Batch(
-            applied=[v for v, o in zip(verified, outcomes, strict=True) if o is Outcome.APPLY],
-            held=[v for v, o in zip(verified, outcomes, strict=True) if o is Outcome.HOLD],
+            applied=[v for v, o in pairs if o is Outcome.APPLY],
+            held=[v for v, o in pairs if o is Outcome.HOLD],
             released=self._released,
             dropped=self._dropped,
         )
         if filed:
             try:
-                async with self._db:
-                    await asyncio.to_thread(self._store.commit, filed)
+                await self._commit(filed)
             except StoreError as exc:
-                error = PersistError(str(exc))
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(error)
+                _fail(batch, PersistError(str(exc)))
                 return
             self._released, self._dropped = [], []
         self._pending_ids.update(v.id for v in filed.held)
-        results = self._apply(verified, outcomes)
+        results = self._apply(entries, outcomes)
         for request in batch:
             if request.future.done():
                 continue
@@ -383,15 +397,39 @@ class Replica:
                 [slot] = request.slots
                 result = results[slot]
                 if isinstance(result, Applied):
-                    request.future.set_result(verified[slot].signed)
+                    request.future.set_result(entries[slot].signed)
                 else:
                     assert isinstance(result, Rejected), result
                     request.future.set_exception(ChangeRefused(result))
             else:
                 request.future.set_result([results[i] for i in request.slots])
-        await self._maybe_snapshot()
-        if (self._released or self._dropped) and self._queue.empty():
-            await self._flush_notes()
+        if doc.change_count - self._snapshot_count >= self.snapshot_every:
+            await self._snapshot()
+
+    async def _commit(self, batch: Batch) -> None:
+        """Write a batch. With synchronous=NORMAL a commit only copies pages into the WAL (tens
+        of microseconds), so it runs right here: handing it to a thread costs more, because
+        every SQLite step gives up and retakes the GIL while this thread holds it. With FULL a
+        commit waits for the disk, so it runs on the store's thread and the event loop keeps
+        serving meanwhile."""
+        if self._store.synchronous is Synchronous.FULL:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._store.commit, batch
+            )
+        else:
+            self._store.commit(batch)
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        size = self._store.wal_bytes()
+        if size > WAL_LIMIT_BYTES:
+            self._store.checkpoint_now()
+        elif size > WAL_CHECKPOINT_BYTES:
+            self._checkpointing = asyncio.create_task(
+                asyncio.to_thread(self._store.checkpoint), name="replica-checkpoint"
+            )
 
     def _apply(
         self, verified: list[VerifiedChange], outcomes: list[Outcome | Rejected]
@@ -431,37 +469,41 @@ class Replica:
         return results
 
     async def _flush_notes(self) -> None:
+        """Record which pending changes have applied and which filed ones were refused."""
         notes = Batch(released=self._released, dropped=self._dropped)
         if not notes:
             return
+        self._released, self._dropped = [], []
         try:
-            async with self._db:
-                await asyncio.to_thread(self._store.commit, notes)
+            await self._commit(notes)
         except StoreError as exc:
             # Harmless to leave: replaying the database reaches the same document.
             log.warning("could not record pending-change bookkeeping: %s", exc)
-            return
-        self._released, self._dropped = [], []
+            self._released[:0], self._dropped[:0] = notes.released, notes.dropped
 
-    async def _maybe_snapshot(self) -> None:
+    async def _snapshot(self) -> None:
+        """Snapshot the document between batches, when it holds exactly what is filed."""
         doc = self._doc
-        if doc.change_count - self._snapshot_count < self.snapshot_every:
-            return
-        state = doc.snapshot()
         count = doc.change_count
         filed = Batch(
             released=self._released,
             dropped=self._dropped,
-            snapshot=(state, count, self._clock()),
+            snapshot=(doc.snapshot(), count, self._clock()),
         )
+        self._released, self._dropped = [], []
         try:
-            async with self._db:
-                await asyncio.to_thread(self._store.commit, filed)
+            await self._commit(filed)
         except StoreError as exc:
             log.warning("could not save a snapshot (startup will replay more): %s", exc)
+            self._released[:0], self._dropped[:0] = filed.released, filed.dropped
             return
-        self._released, self._dropped = [], []
         self._snapshot_count = count
+
+
+def _fail(batch: list[_Request], error: Exception) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(error)
 
 
 def _load(

@@ -148,6 +148,10 @@ def test_story_edit_in_the_editor_and_without(project: Path, tmp_path: Path):
     assert ok(project, "story", "edit", "1", "--title", "Final title") == "#1 is unchanged.\n"
     assert "one line" in fails(project, "story", "edit", "1", "--title", "a\nb")
     assert ok(project, "story", "edit", "1", "--title", "Renamed") == "Updated #1.\n"
+    literal = "Fix [bold]markup[/bold] in titles"  # shown as typed, never as rich markup
+    ok(project, "story", "edit", "1", "--title", literal)
+    assert literal in ok(project, "story", "show", "1")
+    assert "[bold]markup[/bold]" in ok(project, "story", "list")
 
 
 def test_a_bad_config_names_the_file_and_key(project: Path):

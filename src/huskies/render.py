@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from huskies.crdt import Document
@@ -44,8 +45,8 @@ def item_table(items: list[WorkItem], zone: ZoneInfo) -> Table:
             str(item.number),
             item.kind.value,
             stage_text(item.stage),
-            item.title,
-            item.agent or "",
+            escape(item.title),
+            escape(item.agent or ""),
             str(item.retries) if item.retries else "",
             when(item.updated_at, zone),
         )
@@ -71,7 +72,7 @@ def print_item(console: Console, item: WorkItem, zone: ZoneInfo, default_qa: str
         rows.append(
             ("claimed by", f"{item.claim.node[:16]}… until {when(item.claim.expires_at, zone)}")
         )
-    console.print(f"[bold]#{item.number}[/bold] {item.title}", highlight=False)
+    console.print(f"[bold]#{item.number}[/bold] {escape(item.title)}", highlight=False)
     for label, value in rows:
         console.print(f"  {label:<11} {value}", highlight=False, markup=False)
     console.print()

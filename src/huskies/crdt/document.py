@@ -160,6 +160,7 @@ class Document:
         self._waiting_on_seq: dict[tuple[bytes, int], list[bytes]] = {}
         self._rejected: dict[bytes, Rejected] = {}
         self._resolved: dict[bytes, _Resolved] = {}
+        self._references_checked: set[bytes] = set()  # local changes prepare_local checked
 
     @classmethod
     def restore(
@@ -352,17 +353,20 @@ class Document:
         encoded = encode_for_signing(change)
         deps, resolved_ops = self._resolution(encoded.id, change)
         staged = after.id if after is not None else None
-        for dep in deps:
-            if dep not in self._records and dep != staged:
-                raise ChangeRefused(
-                    Rejected(
-                        RejectReason.BAD_REFERENCE,
-                        f"an op refers to change {_describe(dep)}, which this replica has not "
-                        "applied",
-                        encoded.id,
-                    )
+        records = self._records
+        missing = next((d for d in deps if d not in records and d != staged), None)
+        if missing is not None:
+            raise ChangeRefused(
+                Rejected(
+                    RejectReason.BAD_REFERENCE,
+                    f"an op refers to change {_describe(missing)}, which this replica has not "
+                    "applied",
+                    encoded.id,
                 )
-        if after is None and self._blocker_for(deps, change) is not None:
+            )
+        log = self._authors.get(author)
+        if after is None and change.seq > (log.seq if log else 0) + 1:
+            # A change of ours from elsewhere (a restored backup, say) waits in pending.
             raise ChangeRefused(
                 Rejected(
                     RejectReason.BAD_REFERENCE,
@@ -373,6 +377,9 @@ class Document:
         problem = self._tree.check_references(resolved_ops, encoded.id)
         if problem:
             raise ChangeRefused(Rejected(RejectReason.BAD_REFERENCE, problem, encoded.id))
+        if len(self._references_checked) >= RESOLVED_CACHE:
+            self._references_checked.clear()
+        self._references_checked.add(encoded.id)
         return encoded
 
     def _resolution(self, change_id: bytes, change: Change) -> _Resolved:
@@ -477,15 +484,11 @@ class Document:
 
     def _blocker(self, held: _Held) -> bytes | tuple[bytes, int] | None:
         """Something `held` still waits for: a missing change id or (author, previous seq)."""
-        return self._blocker_for(held.deps, held.verified.change)
-
-    def _blocker_for(
-        self, deps: tuple[bytes, ...], change: Change
-    ) -> bytes | tuple[bytes, int] | None:
         records = self._records
-        for dep in deps:
+        for dep in held.deps:
             if dep not in records:
                 return dep
+        change = held.verified.change
         log = self._authors.get(change.author)
         applied_seq = log.seq if log else 0
         if change.seq > applied_seq + 1:
@@ -593,7 +596,13 @@ class Document:
                 f"({highest})",
             )
         ops = held.ops
-        problem = self._tree.check_references(ops, cid)
+        # Elements never disappear, so a local change whose references prepare_local checked
+        # needs no second look.
+        if cid in self._references_checked:
+            self._references_checked.discard(cid)
+            problem = None
+        else:
+            problem = self._tree.check_references(ops, cid)
         if problem:
             return self._reject(cid, RejectReason.BAD_REFERENCE, problem)
         stamp: Stamp = (change.lamport, change.author, cid)

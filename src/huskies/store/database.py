@@ -242,7 +242,11 @@ class Store:
         keeps committing meanwhile (PASSIVE: it never waits for the writer or readers)."""
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames == copied:
+                # All copied: empty the file so its size measures what waits again. This
+                # takes the write lock only briefly, and gives up at once if it is held.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
 

@@ -307,8 +307,9 @@ class Document:
 
         Raises ChangeRefused, with nothing applied, if the ops are not valid here.
         """
-        verified = self.prepare_local(ops, signer.public_key, time, checked=checked).sign(signer)
-        result = self._apply_ready(self._held(verified))
+        encoded, resolved = self._make_local(ops, signer.public_key, time, checked, None)
+        verified = encoded.sign(signer)
+        result = self._apply_ready(_Held(verified, *resolved), references_checked=True)
         if isinstance(result, Rejected):
             raise ChangeRefused(result)
         return verified.signed
@@ -330,6 +331,22 @@ class Document:
         through the check remote replicas make, so a local change is never one they refuse.
         Raises ChangeRefused if an op is malformed or refers to an element not applied here.
         """
+        encoded, resolved = self._make_local(ops, author, time, checked, after)
+        if len(self._resolved) >= RESOLVED_CACHE:
+            self._resolved.clear()
+            self._references_checked.clear()
+        self._resolved[encoded.id] = resolved
+        self._references_checked.add(encoded.id)
+        return encoded
+
+    def _make_local(
+        self,
+        ops: Iterable[Op],
+        author: bytes,
+        time: int,
+        checked: bool,
+        after: EncodedChange | VerifiedChange | None,
+    ) -> tuple[EncodedChange, _Resolved]:
         try:
             valid = tuple(ops) if checked else tuple(from_wire(to_wire(op)) for op in ops)
         except (MalformedOp, TypeError, ValueError) as exc:
@@ -351,10 +368,14 @@ class Document:
                 author, previous.seq + 1, previous.lamport + 1, (after.id,), time, valid
             )
         encoded = encode_for_signing(change)
-        deps, resolved_ops = self._resolution(encoded.id, change)
+        deps, resolved_ops = _resolve(encoded.id, change)
         staged = after.id if after is not None else None
         records = self._records
-        missing = next((d for d in deps if d not in records and d != staged), None)
+        missing = None
+        for dep in deps:
+            if dep not in records and dep != staged:
+                missing = dep
+                break
         if missing is not None:
             raise ChangeRefused(
                 Rejected(
@@ -377,10 +398,7 @@ class Document:
         problem = self._tree.check_references(resolved_ops, encoded.id)
         if problem:
             raise ChangeRefused(Rejected(RejectReason.BAD_REFERENCE, problem, encoded.id))
-        if len(self._references_checked) >= RESOLVED_CACHE:
-            self._references_checked.clear()
-        self._references_checked.add(encoded.id)
-        return encoded
+        return encoded, (deps, resolved_ops)
 
     def _resolution(self, change_id: bytes, change: Change) -> _Resolved:
         """A change's resolved deps and ops, computed once however often it is looked at
@@ -528,9 +546,9 @@ class Document:
             change.seq - 1 if waits_for_seq else None,
         )
 
-    def _apply_ready(self, first: _Held) -> ApplyResult:
+    def _apply_ready(self, first: _Held, *, references_checked: bool = False) -> ApplyResult:
         """Apply `first`, then every held change that this releases."""
-        outcome = self._integrate(first)
+        outcome = self._integrate(first, references_checked=references_checked)
         if isinstance(outcome, Rejected):
             return outcome
         applied = [first.verified.id]
@@ -580,7 +598,7 @@ class Document:
             del self._rejected[next(iter(self._rejected))]
         self._rejected[rejected.id] = rejected
 
-    def _integrate(self, held: _Held) -> Rejected | None:
+    def _integrate(self, held: _Held, *, references_checked: bool = False) -> Rejected | None:
         """Check a change whose dependencies are all applied, and apply it."""
         verified = held.verified
         change, cid = verified.change, verified.id
@@ -598,7 +616,7 @@ class Document:
         ops = held.ops
         # Elements never disappear, so a local change whose references prepare_local checked
         # needs no second look.
-        if cid in self._references_checked:
+        if references_checked or cid in self._references_checked:
             self._references_checked.discard(cid)
             problem = None
         else:

@@ -189,6 +189,19 @@ def test_find_project_from_the_root_and_from_below(repo):
     assert find_project(project.dir) == project
 
 
+def test_find_project_from_an_agents_worktree_finds_the_main_project(repo):
+    """The config files are committed, so a linked worktree has its own copy; it must still
+    lead to the main worktree's project (and its one database)."""
+    project = init_project(repo)
+    git(repo, "add", ".huskies")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "huskies")
+    worktree = project.dir / "worktrees" / "1-first"
+    git(repo, "worktree", "add", "-q", "-b", "feature/story-1", str(worktree))
+    assert (worktree / ".huskies" / "project.toml").is_file()
+    (worktree / "src").mkdir()
+    assert find_project(worktree / "src") == project
+
+
 def test_find_project_takes_the_nearest(repo):
     outer = init_project(repo)
     inner_root = repo / "vendor" / "lib"

@@ -67,11 +67,19 @@ class Project:
 
 
 def find_project(start: Path) -> Project:
-    """The project whose `.huskies/project.toml` is at or nearest above `start`."""
+    """The project whose `.huskies/project.toml` is at or nearest above `start`.
+
+    From inside a linked git worktree (an agent's, under `.huskies/worktrees/`), that is the
+    project of the main worktree: the worktree's own copy of the committed config files must
+    not lead to a second database.
+    """
     here = start.resolve()
     for candidate in (here, *here.parents):
         project = Project(candidate)
         if project.project_toml.is_file():
+            main = _main_worktree(candidate)
+            if main is not None and Project(main).project_toml.is_file():
+                return Project(main)
             return project
     raise ProjectError(
         f"no huskies project at or above {start}; run `huskies init` in your git repository"
@@ -102,6 +110,26 @@ def init_project(cwd: Path) -> Project:
     except OSError as exc:
         raise ProjectError(f"could not initialise {project.dir}: {exc}") from exc
     return project
+
+
+def _main_worktree(root: Path) -> Path | None:
+    """The main worktree's top level if `root` is a linked worktree (its .git is a file)."""
+    if not (root / ".git").is_file():
+        return None
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    common = Path(result.stdout.strip())
+    if result.returncode != 0 or common.name != ".git":
+        return None
+    return common.parent
 
 
 def _git_top_level(cwd: Path) -> Path:

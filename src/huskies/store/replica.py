@@ -459,13 +459,14 @@ class Replica:
             for change_id in [c for c in pending_ids if not doc.is_pending(c)]:
                 pending_ids.remove(change_id)
                 self._dropped.append(change_id)
-        own = self._key.public_key
-        for change_id in applied:
-            signed = doc.signed(change_id)
-            assert signed is not None
-            item = Published(signed, signed.signer == own)
-            for subscription in list(self._subscribers):
-                subscription._offer(item)
+        if self._subscribers:
+            own = self._key.public_key
+            for change_id in applied:
+                signed = doc.signed(change_id)
+                assert signed is not None
+                item = Published(signed, signed.signer == own)
+                for subscription in list(self._subscribers):
+                    subscription._offer(item)
         return results
 
     async def _flush_notes(self) -> None:

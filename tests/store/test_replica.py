@@ -295,3 +295,17 @@ async def test_a_runaway_wal_is_checkpointed_before_the_write_returns(db: Path, 
         assert db.stat().st_size > before + 900_000  # copied back inline
     async with await Replica.open(db) as replica:
         assert replica.document.get(("big",)) == "y" * 1_000_000
+
+
+async def test_a_change_cancelled_before_its_write_is_not_written(db: Path):
+    async with await Replica.open(db) as replica:
+        first = asyncio.create_task(put(replica, "a", 1))
+        doomed = asyncio.create_task(put(replica, "b", 2))
+        last = asyncio.create_task(put(replica, "c", 3))
+        await asyncio.sleep(0)  # all three are queued; none is written yet
+        doomed.cancel()
+        await asyncio.gather(first, last)
+        assert doomed.cancelled()
+        assert replica.document.view() == {"a": 1, "c": 3}
+    async with await Replica.open(db) as replica:
+        assert replica.document.view() == {"a": 1, "c": 3}

@@ -357,6 +357,8 @@ class Replica:
         previous: VerifiedChange | None = None
         now = self._clock()
         for request in batch:
+            if request.future.done():
+                continue  # its caller was cancelled before the write began: write nothing
             if request.local is not None:
                 try:
                     local = doc.prepare_local(

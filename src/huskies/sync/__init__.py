@@ -1,0 +1,1 @@
+"""Replication between huskies nodes: the protocol (sans-I/O) and its drivers."""

@@ -15,6 +15,7 @@ from huskies.config import (
     ConfigError,
     ProjectConfig,
     StoreConfig,
+    SyncConfig,
     load_agents_config,
     load_project_config,
 )
@@ -97,6 +98,7 @@ def test_templates_spell_out_every_key_with_a_comment():
     project = tomllib.loads(PROJECT_TOML_TEMPLATE)
     assert set(project) == set(ProjectConfig.model_fields)
     assert set(project["store"]) == set(StoreConfig.model_fields)
+    assert set(project["sync"]) == set(SyncConfig.model_fields)
     [coder] = tomllib.loads(AGENTS_TOML_TEMPLATE)["agent"]
     assert set(coder) == set(AgentConfig.model_fields) - {"argv"}
     comment_above_each_key(PROJECT_TOML_TEMPLATE)
@@ -238,7 +240,8 @@ def test_a_failed_load_writes_nothing(tmp_path):
     [
         (
             "foo = 1\n",
-            "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', 'store'",
+            "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', 'store', "
+            "'sync'",
         ),
         ("base_branch = 5\n", "base_branch: got 5; expected a string"),
         ('default_qa = "robot"\n', "default_qa: got 'robot'; allowed: 'server', 'agent', 'human'"),
@@ -275,6 +278,20 @@ def test_a_failed_load_writes_nothing(tmp_path):
         (
             "[store]\nwal = true\n",
             "store: unknown key 'wal'; allowed keys: 'synchronous', 'snapshot_every'",
+        ),
+        (
+            '[sync]\nrendezvous = ["http://host/crdt-sync"]\n',
+            "sync.rendezvous: got 'http://host/crdt-sync'; allowed: ws:// or wss:// URLs such as "
+            "'ws://host:3000/crdt-sync'",
+        ),
+        (
+            '[sync]\ntrusted_keys = ["ABC"]\n',
+            "sync.trusted_keys: got 'ABC'; allowed: node ids of 64 lowercase hex digits "
+            "(`huskies node id` prints one)",
+        ),
+        (
+            "[sync]\nping_interval_secs = 0\n",
+            "sync.ping_interval_secs: got 0; allowed: greater than 0",
         ),
     ],
 )

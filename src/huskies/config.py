@@ -59,6 +59,21 @@ synchronous = "normal"
 # Take a snapshot of the document every this many changes, so that a restart replays only
 # the changes since the last snapshot. At least 100.
 snapshot_every = 10000
+
+[sync]
+# Other huskies nodes to connect to and keep connected to, e.g.
+# ["ws://build-box.local:3000/crdt-sync"]. Empty: this node only accepts connections.
+rendezvous = []
+
+# Node ids (64 hex digits, from `huskies node id`) allowed to sync with this node. Empty: no
+# peer is trusted, except one that presents a join token from `huskies node token`.
+trusted_keys = []
+
+# Keepalive: ping a peer after this many seconds without a frame from it...
+ping_interval_secs = 30
+
+# ...and drop it after this many seconds of silence.
+ping_timeout_secs = 60
 """
 
 AGENTS_TOML_TEMPLATE = """\
@@ -158,6 +173,36 @@ class StoreConfig(_Model):
     snapshot_every: StrictInt = Field(default=10_000, ge=100)
 
 
+class SyncConfig(_Model):
+    """The `[sync]` table of project.toml."""
+
+    rendezvous: tuple[StrictStr, ...] = ()
+    trusted_keys: tuple[StrictStr, ...] = ()
+    ping_interval_secs: StrictInt = Field(default=30, gt=0)
+    ping_timeout_secs: StrictInt = Field(default=60, gt=0)
+
+    @field_validator("rendezvous")
+    @classmethod
+    def _websocket_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            if not url.startswith(("ws://", "wss://")) or len(url) <= len("wss://"):
+                raise _Invalid(
+                    f"got {url!r}; allowed: ws:// or wss:// URLs such as 'ws://host:3000/crdt-sync'"
+                )
+        return urls
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _node_ids(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for value in keys:
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise _Invalid(
+                    f"got {value!r}; allowed: node ids of 64 lowercase hex digits "
+                    "(`huskies node id` prints one)"
+                )
+        return keys
+
+
 class ProjectConfig(_Model):
     """project.toml."""
 
@@ -165,6 +210,7 @@ class ProjectConfig(_Model):
     default_qa: QaMode = "server"
     timezone: StrictStr = "UTC"
     store: StoreConfig = Field(default_factory=StoreConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import shlex
 import subprocess
@@ -23,9 +24,12 @@ from huskies.pipeline import ItemKind, QaMode
 from huskies.pipeline.stages import StageName
 from huskies.project import Project, ProjectError, find_project, init_project
 from huskies.render import item_table, print_errors, print_item, stage_text, state_dump
+from huskies.server import ServeError
+from huskies.services.nodes import NodeError, add_trusted_key, issue_token, node_id, running_health
 from huskies.services.stories import Board, StoryError
 from huskies.store import LockedError, PersistError, Replica, StoreError, Synchronous
 from huskies.store.replica import wall_clock_ms
+from huskies.sync.trust import TokenError
 
 app = typer.Typer(
     name="huskies",
@@ -35,14 +39,26 @@ app = typer.Typer(
 )
 story_app = typer.Typer(help="Create, list, show, edit, move and purge work items.")
 state_app = typer.Typer(help="Look inside the replicated state.")
+node_app = typer.Typer(help="This node's identity, its trusted peers and join tokens.")
 app.add_typer(story_app, name="story", no_args_is_help=True)
 app.add_typer(state_app, name="state", no_args_is_help=True)
+app.add_typer(node_app, name="node", no_args_is_help=True)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 # Failures a user can act on: printed as one message, exit status 1, no traceback.
-USER_ERRORS = (ConfigError, LockedError, PersistError, ProjectError, StoreError, StoryError)
+USER_ERRORS = (
+    ConfigError,
+    LockedError,
+    NodeError,
+    PersistError,
+    ProjectError,
+    ServeError,
+    StoreError,
+    StoryError,
+    TokenError,
+)
 
 T = TypeVar("T")
 
@@ -253,6 +269,78 @@ async def state_dump_command() -> None:
         stats = await replica.stats()
         text = state_dump(replica.document, stats, wall_clock_ms(), ZoneInfo(config.timezone))
     typer.echo(text)
+
+
+@app.command()
+@_run
+async def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    join: Annotated[
+        str | None,
+        typer.Option(metavar="TOKEN", help="A join token from the node at sync.rendezvous."),
+    ] = None,
+    heartbeat: Annotated[
+        float, typer.Option(help="Seconds between this node's presence updates.", hidden=True)
+    ] = 30.0,
+) -> None:
+    """Run this node: sync with peers at /crdt-sync, report at /health."""
+    from huskies.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    project = find_project(Path.cwd())
+    await run_server(project, project.config(), host, port, join=join, heartbeat_s=heartbeat)
+
+
+@node_app.command("id")
+@_run
+async def node_id_command() -> None:
+    """Print this node's id (the hex of its public key), creating its key if needed."""
+    typer.echo(await node_id(find_project(Path.cwd())))
+
+
+@node_app.command("trust")
+@_run
+async def node_trust(key: Annotated[str, typer.Argument(help="A node id to trust.")]) -> None:
+    """Add a node id to sync.trusted_keys in project.toml."""
+    project = find_project(Path.cwd())
+    added = add_trusted_key(project, key)
+    out.print(f"Trusted {key}." if added else f"{key} was already trusted.", markup=False)
+
+
+@node_app.command("token")
+@_run
+async def node_token(
+    ttl: Annotated[str, typer.Option(help="How long it stays valid: 30m, 1h, 2d.")] = "1h",
+) -> None:
+    """Issue a one-time join token: a node that presents it is enrolled as trusted."""
+    project = find_project(Path.cwd())
+    token, expires = await issue_token(project, ttl, wall_clock_ms())
+    typer.echo(token)
+    err.print(
+        f"valid once, until {expires}; on the joining node put this node's /crdt-sync URL in "
+        "sync.rendezvous and run `huskies serve --join TOKEN`",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@node_app.command("peers")
+@_run
+async def node_peers() -> None:
+    """Show the running server's peers (address, node, direction, caught up, frames)."""
+    health = running_health(find_project(Path.cwd()))
+    peers = health["peers"]
+    assert isinstance(peers, list)
+    if not peers:
+        out.print("No peers connected.")
+    for peer in peers:
+        state = "caught up" if peer["caught_up"] else "catching up"
+        out.print(
+            f"{peer['direction']:>3} {peer['address']}  {(peer['peer'] or '?')[:16]}…  {state}  "
+            f"frames in {peer['frames_in']}, out {peer['frames_out']}",
+            markup=False,
+        )
 
 
 def _read_body(path: Path) -> str:

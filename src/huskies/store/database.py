@@ -72,6 +72,21 @@ MIGRATIONS: tuple[str, ...] = (
         state BLOB NOT NULL
     ) STRICT;
     """,
+    """
+    -- One-time join tokens this node issued; only a hash of the secret is kept.
+    CREATE TABLE join_tokens (
+        secret_hash BLOB PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_by BLOB,
+        used_at INTEGER
+    ) STRICT;
+    -- Peers enrolled with a join token, trusted besides project.toml's trusted_keys.
+    CREATE TABLE enrolled_keys (
+        key BLOB PRIMARY KEY,
+        enrolled_at INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SNAPSHOTS_KEPT = 2

@@ -34,6 +34,7 @@ from huskies.crdt import (
     Pending,
     Rejected,
     SignedChange,
+    Signer,
     SnapshotError,
     Transaction,
     VerifiedChange,
@@ -231,6 +232,11 @@ class Replica:
     @property
     def public_key(self) -> bytes:
         return self._key.public_key
+
+    @property
+    def signer(self) -> Signer:
+        """The node's key, to prove who this node is to a peer (it never leaves the process)."""
+        return self._key
 
     @property
     def node_id(self) -> str:

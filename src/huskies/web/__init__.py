@@ -1,0 +1,1 @@
+"""The HTTP side of `huskies serve`: one Starlette app."""

@@ -13,8 +13,24 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+
+from huskies.crdt import Document, NodeKey, SignedChange
+from huskies.sync.frames import (
+    Auth,
+    Bye,
+    Changes,
+    Clock,
+    Hello,
+    auth_message,
+    decode_frame,
+    encode_frame,
+)
+
+from ..crdt.support import set_key, tamper_body
 
 HUSKIES = shutil.which("huskies")
 COMMAND = [HUSKIES] if HUSKIES else [sys.executable, "-m", "huskies"]
@@ -34,8 +50,9 @@ class Node:
         )
 
     def start(self, *args: str) -> None:
+        """Start serving: on any free port the first time, then on the same one again."""
         self.process = subprocess.Popen(
-            [*COMMAND, "serve", "--port", "0", "--heartbeat", "0.2", *args],
+            [*COMMAND, "serve", "--port", str(self.port), "--heartbeat", "0.2", *args],
             cwd=self.root,
             stdout=subprocess.PIPE,
             stderr=self.log.open("a"),
@@ -155,7 +172,82 @@ def test_three_nodes_converge_through_a_sigkill_and_a_late_joiner(make_node):
     nodes = {n: n.health() for n in (hub, left, right)}
     assert len({h["changes"] for h in nodes.values()}) == 1
     assert all(h["pending"] == 0 for h in nodes.values())
+    # A partition: with the hub gone the spokes cannot reach each other, and both keep writing.
+    hub.stop(signal.SIGKILL)
+    split = {n: n.health()["changes"] for n in (left, right)}
+    wait_for(
+        lambda: all(n.health()["changes"] > split[n] + 5 for n in split), "both sides to write"
+    )
+    assert not converged(left, right)
+    hub.start()  # the partition heals
+    wait_for(lambda: converged(hub, left, right), "all three to converge after the partition")
     for node in (hub, left, right):
         node.stop()
         assert not (node.root / ".huskies" / "server.port").exists()
     assert os.path.exists(hub.root / ".huskies" / "huskies.db")
+
+
+class Hostile:
+    """A peer that speaks the protocol by hand, to send what honest nodes never would."""
+
+    def __init__(self, signer: NodeKey, url: str) -> None:
+        self.key = signer
+        self.url = url
+
+    async def __aenter__(self) -> Hostile:
+        self.ws = await connect(self.url, max_size=None, compression=None)
+        nonce = os.urandom(32)
+        await self.ws.send(encode_frame(Hello(self.key.public_key, nonce)))
+        hello = await self.expect(Hello)
+        message = auth_message(hello.nonce, self.key.public_key, hello.key)
+        await self.ws.send(encode_frame(Auth(self.key.sign(message))))
+        await self.expect(Auth)
+        await self.expect(Clock)
+        await self.ws.send(encode_frame(Clock({})))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.ws.close()
+
+    async def expect(self, kind: type) -> Any:
+        """The next frame of `kind`, skipping catch-up and live traffic."""
+        while True:
+            frame = decode_frame(await self.ws.recv(), 1 << 30)  # type: ignore[arg-type]
+            if isinstance(frame, kind):
+                return frame
+
+    async def send(self, *changes: SignedChange) -> None:
+        await self.ws.send(encode_frame(Changes(changes)))
+
+
+async def test_a_hostile_peer_is_absorbed_or_cut_as_the_rules_say(make_node):
+    node = make_node("honest")
+    liar = NodeKey(os.urandom(32))
+    assert node.cli("node", "trust", liar.node_id).returncode == 0
+    node.start()
+
+    def stored() -> int:
+        return node.health()["changes"]
+
+    doc = Document()
+    first = set_key(doc, liar, "x", "first")
+    second = set_key(doc, liar, "y", "second")
+    twin = set_key(Document(), liar, "x", "twin")  # equivocation: seq 1 again, other content
+    async with Hostile(liar, node.url) as peer:
+        before = stored()
+        await peer.send(first, first, twin)  # a replay is absorbed; both seq-1 changes kept
+        await peer.send(second)
+        wait_for(lambda: stored() >= before + 3, "the hostile peer's valid changes")
+        forged = tamper_body(second, lambda body: body.__setitem__(5, 1), rehash=True)
+        await peer.send(forged)
+        bye = await peer.expect(Bye)
+        assert "bad_signature" in bye.reason
+    async with Hostile(liar, node.url) as peer:
+        await peer.ws.send(b"\xff" * 10)
+        assert "malformed frame" in (await peer.expect(Bye)).reason
+    async with Hostile(liar, node.url) as peer:
+        await peer.ws.send(encode_frame(Changes((first._replace(body=b"x" * (5 << 20)),))))
+        assert "over the limit" in (await peer.expect(Bye)).reason
+    health = node.health()
+    assert health["pending"] == 0
+    assert "bad_signature" in node.log.read_text()

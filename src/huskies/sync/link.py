@@ -58,6 +58,8 @@ class PeerInfo:
     caught_up: bool = False
     frames_in: int = 0
     frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     queued: int = 0
 
 
@@ -120,6 +122,7 @@ async def run_link(
         while True:
             data = await transport.recv()
             info.frames_in += 1
+            info.bytes_in += len(data)
             await act(session.receive(data, clock(), doc))
 
     async def writer() -> None:
@@ -127,6 +130,7 @@ async def run_link(
             data = await outbox.get()
             await transport.send(data)
             info.frames_out += 1
+            info.bytes_out += len(data)
             info.queued = outbox.qsize()
             if outbox.empty():
                 await act(session.drained())

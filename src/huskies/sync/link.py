@@ -136,15 +136,20 @@ async def run_link(
                 await act(session.drained())
 
     async def live() -> None:
-        subscription = replica.subscribe(maxsize=SEND_QUEUE * 4)
-        try:
-            async for published in subscription:
-                await act(session.publish(published.change))
-        except SubscriptionLagged:
-            session.fell_behind()  # the writer's next drain catches the peer up
-            await live()
-        finally:
-            subscription.close()
+        while True:
+            subscription = replica.subscribe(maxsize=SEND_QUEUE * 4)
+            try:
+                async for published in subscription:
+                    await act(session.publish(published.change))
+                return  # the replica closed
+            except SubscriptionLagged:
+                # We missed changes: stop live sends and, once nothing is queued, catch the
+                # peer up from its clock instead.
+                session.fell_behind()
+                if outbox.empty():
+                    await act(session.drained())
+            finally:
+                subscription.close()
 
     async def ticker() -> None:
         while True:

@@ -125,3 +125,54 @@ def test_replica_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
     # A snapshot was used: far fewer changes replayed than the log holds.
     assert 0 <= figures["startup_replayed_after_snapshot"] < figures["startup_log_changes"]
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
+
+
+SYNC_BENCH = BENCH.with_name("sync.py")
+
+
+def test_sync_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SYNC_BENCH),
+            "--catchup-changes",
+            "200",
+            "--live-changes",
+            "20",
+            "--items",
+            "50",
+            "--repeat",
+            "1",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for name in (
+        "catchup_10k_s",
+        "catchup_wire_bytes_ratio",
+        "catchup_first_change_s",
+        "catchup_verify_share",
+        "live_p50_ms",
+        "live_p99_ms",
+        "pycrdt_websocket_catchup_10k_s",
+        "pycrdt_websocket_wire_bytes",
+        "cpus",
+    ):
+        assert isinstance(figures[name], int | float), name
+        assert figures[name] > 0, name
+    assert figures["catchup_changes"] == 200
+    assert figures["catchup_changes_sent"] > 200  # and the changes that made the items
+    assert figures["live_changes"] == 20
+    # Every change crossed the wire once, in frames that add little around it.
+    assert figures["catchup_wire_bytes"] >= figures["catchup_change_bytes"]
+    assert 1.0 <= figures["catchup_wire_bytes_ratio"] < 1.5
+    assert figures["live_p50_ms"] <= figures["live_p99_ms"]
+    assert isinstance(figures["python"], str)
+    assert figures["python"]
+    assert list(tmp_path.iterdir()) == []  # the temporary directory is gone

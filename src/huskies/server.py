@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,10 @@ from huskies.sync.trust import Trust, TrustStore, parse_token
 from huskies.web.app import create_app
 
 log = logging.getLogger("huskies.server")
+
+
+# Signature checks of a catch-up spread over this many processes (see Replica.open).
+VERIFY_PROCESSES = max(1, min(4, os.cpu_count() or 1))
 
 
 class ServeError(Exception):
@@ -74,6 +79,7 @@ async def serve(
         project.db_path,
         synchronous=Synchronous(config.store.synchronous),
         snapshot_every=config.store.snapshot_every,
+        verify_processes=VERIFY_PROCESSES,
     )
     trust_store = TrustStore(project.db_path)
 

@@ -25,7 +25,8 @@ BATCHES_IN_FLIGHT = 4
 Checked = VerifiedChange | Rejected
 
 
-def _verify_batch(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+def verify_batch(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """(key, message, signature) → does it verify; runs on a worker process."""
     return [verify_signature(key, message, signature) for key, message, signature in items]
 
 
@@ -88,7 +89,7 @@ class BatchVerifier:
             for item in decoded
             if isinstance(item, VerifiedChange)
         ]
-        return decoded, self._pool.submit(_verify_batch, work)
+        return decoded, self._pool.submit(verify_batch, work)
 
 
 def _finish(decoded: list[Checked], future: Future[list[bool]]) -> Iterator[Checked]:

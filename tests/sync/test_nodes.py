@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from huskies.crdt import Document, NodeKey, SignedChange
+from huskies.crdt import Document, NodeKey, SignedChange, parse_node_id
+from huskies.store import Replica
 from huskies.sync.frames import (
     Auth,
     Bye,
@@ -29,6 +31,9 @@ from huskies.sync.frames import (
     decode_frame,
     encode_frame,
 )
+from huskies.sync.link import SEND_QUEUE, PeerInfo, Peers, run_link
+from huskies.sync.transports import DialledTransport
+from huskies.sync.trust import Trust, TrustStore
 
 from ..crdt.support import set_key, tamper_body
 
@@ -251,3 +256,67 @@ async def test_a_hostile_peer_is_absorbed_or_cut_as_the_rules_say(make_node):
     health = node.health()
     assert health["pending"] == 0
     assert "bad_signature" in node.log.read_text()
+
+
+class PausedTransport:
+    """A dialled connection that reads only while `resume` is set: a slow peer."""
+
+    def __init__(self, inner: DialledTransport, resume: asyncio.Event) -> None:
+        self._inner = inner
+        self._resume = resume
+
+    async def recv(self) -> bytes:
+        await self._resume.wait()
+        return await self._inner.recv()
+
+    async def send(self, data: bytes) -> None:
+        await self._inner.send(data)
+
+    async def close(self, reason: str) -> None:
+        await self._inner.close(reason)
+
+
+async def test_a_slow_peer_costs_bounded_memory_and_catches_up_after(make_node, tmp_path):
+    node = make_node("busy")
+    slow_db = tmp_path / "slow.db"
+    async with await Replica.open(slow_db) as probe:
+        slow_id = probe.node_id
+    assert node.cli("node", "trust", slow_id).returncode == 0
+    node_id = node.cli("node", "id").stdout.strip()
+    node.start("--heartbeat", "0")  # writes as fast as it can
+
+    def the_peer() -> dict:
+        peers = node.health()["peers"]
+        return peers[0] if peers else {}
+
+    resume = asyncio.Event()
+    async with await Replica.open(slow_db) as slow:
+        store = TrustStore(slow_db)
+        trust = Trust(lambda: {parse_node_id(node_id)}, store)
+        async with connect(node.url, compression=None, max_size=None) as connection:
+            transport = PausedTransport(DialledTransport(connection), resume)
+            info = PeerInfo(node.url, "out", 0)
+            resume.set()
+            link = asyncio.create_task(
+                run_link(transport, slow, trust, Peers(), info, wall_ms=lambda: 0)
+            )
+            deadline = time.monotonic() + 30
+            while not info.caught_up:
+                assert time.monotonic() < deadline, "the first catch-up never finished"
+                await asyncio.sleep(0.01)  # polling the link's state
+            resume.clear()
+            # Not reading: the busy node's queue for us fills, and it stops sending live.
+            deadline = time.monotonic() + 60
+            while not the_peer().get("fell_behind"):
+                assert time.monotonic() < deadline, "the busy node never noticed the slow peer"
+                assert the_peer().get("queued", 0) <= SEND_QUEUE  # bounded, however far behind
+                await asyncio.sleep(0.05)  # polling another process's state
+            resume.set()
+            target = node.health()["changes"]
+            deadline = time.monotonic() + 60
+            while slow.document.change_count < target:
+                assert time.monotonic() < deadline, "the slow peer never caught up"
+                await asyncio.sleep(0.05)
+            assert slow.document.pending_count == 0
+            link.cancel()
+        store.close()

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from huskies.crdt import (
     Outcome,
     Pending,
     Rejected,
+    RejectReason,
     SignedChange,
     Signer,
     SnapshotError,
@@ -42,11 +44,13 @@ from huskies.crdt import (
 )
 from huskies.store.database import Batch, Snapshot, Store, StoreError, Synchronous
 from huskies.store.lock import WriterLock
+from huskies.verify import verify_batch
 
 log = logging.getLogger("huskies.store")
 
 DEFAULT_SNAPSHOT_EVERY = 10_000
 MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
+PARALLEL_VERIFY_MIN = 64  # changes in one ingest worth spreading over verifier processes
 WAL_CHECKPOINT_BYTES = 4 << 20  # start a background checkpoint past this WAL size
 WAL_LIMIT_BYTES = 64 << 20  # past this, background checkpoints fell behind: checkpoint inline
 
@@ -152,6 +156,7 @@ class Replica:
         *,
         clock: Callable[[], int],
         snapshot_every: int,
+        verify_processes: int = 0,
     ) -> None:
         self._store = loaded.store
         self._key = loaded.key
@@ -169,6 +174,12 @@ class Replica:
         # one, so the connection is never used by two threads at once.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huskies-store")
         self._checkpointing: asyncio.Task[None] | None = None
+        self._verify_workers = verify_processes
+        self._verify_pool = (
+            ProcessPoolExecutor(verify_processes, mp_context=multiprocessing.get_context("spawn"))
+            if verify_processes
+            else None
+        )
         self._closed = False
         self._writer = asyncio.create_task(self._run_writer(), name="replica-writer")
 
@@ -182,9 +193,14 @@ class Replica:
         clock: Callable[[], int] = wall_clock_ms,
         max_pending: int | None = None,
         lock_timeout: float = 5.0,
+        verify_processes: int = 0,
     ) -> Replica:
         """Open (or create) the replica at `path`: load the newest snapshot and replay the rest
-        of the log in apply order, then the pending changes in arrival order."""
+        of the log in apply order, then the pending changes in arrival order.
+
+        `verify_processes` > 0 starts that many processes that check the signatures of large
+        ingests (a sync catch-up) in parallel; a node that syncs wants one per core.
+        """
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be ≥ 1")
         lock = WriterLock(Path(f"{path}.lock"))
@@ -194,7 +210,21 @@ class Replica:
         except BaseException:
             lock.release()
             raise
-        replica = cls(loaded, lock, clock=clock, snapshot_every=snapshot_every)
+        replica = cls(
+            loaded,
+            lock,
+            clock=clock,
+            snapshot_every=snapshot_every,
+            verify_processes=verify_processes,
+        )
+        if replica._verify_pool is not None:  # start the processes now, not on the first sync
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(replica._verify_pool, verify_batch, [])
+                    for _ in range(verify_processes)
+                )
+            )
         if loaded.released or loaded.dropped:
             await replica._flush_notes()
         return replica
@@ -220,6 +250,8 @@ class Replica:
         self._subscribers.clear()
         self._store.close()
         self._executor.shutdown()
+        if self._verify_pool is not None:
+            self._verify_pool.shutdown(cancel_futures=True)
         self._lock.release()
 
     # ---- reading ---------------------------------------------------------------------------
@@ -296,10 +328,38 @@ class Replica:
         return result
 
     async def ingest_many(self, changes: Sequence[SignedChange]) -> list[ApplyResult]:
-        """Verify changes (on a worker thread: PyNaCl releases the GIL), then file and apply
-        them in one transaction. Results are in the same order as `changes`."""
-        checked = await asyncio.to_thread(lambda: [decode_signed(c) for c in changes])
-        return await self.ingest_verified(checked)
+        """Verify changes off the event loop, then file and apply them in one transaction.
+        Results are in the same order as `changes`."""
+        return await self.ingest_verified(await self.check(changes))
+
+    async def check(self, changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:
+        """`decode_signed` for each change, off the event loop; a caller can check the next
+        batch while `ingest_verified` files the last."""
+        pool = self._verify_pool
+        if pool is None or len(changes) < PARALLEL_VERIFY_MIN:
+            return await asyncio.to_thread(_decode_all, changes)
+        # A catch-up: decode here, check the signatures on the verifier processes in parallel
+        # (threads would fight over the GIL, which each check gives up and takes back).
+        decoded = await asyncio.to_thread(_decode_unchecked, changes)
+        work = [
+            (item.change.author, item.id, item.signed.signature)
+            for item in decoded
+            if isinstance(item, VerifiedChange)
+        ]
+        loop = asyncio.get_running_loop()
+        parts = self._verify_workers
+        slices = [work[i::parts] for i in range(parts)]
+        verdict_slices = await asyncio.gather(
+            *(loop.run_in_executor(pool, verify_batch, part) for part in slices)
+        )
+        verdicts = [verdict_slices[i % parts][i // parts] for i in range(len(work))]
+        answers = iter(verdicts)
+        return [
+            item
+            if isinstance(item, Rejected) or next(answers)
+            else Rejected(RejectReason.BAD_SIGNATURE, "signature does not verify", item.id)
+            for item in decoded
+        ]
 
     async def ingest_verified(
         self, checked: Sequence[VerifiedChange | Rejected]
@@ -507,6 +567,14 @@ class Replica:
             self._released[:0], self._dropped[:0] = filed.released, filed.dropped
             return
         self._snapshot_count = count
+
+
+def _decode_all(changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:
+    return [decode_signed(change) for change in changes]
+
+
+def _decode_unchecked(changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:
+    return [decode_signed(change, check_signature=False) for change in changes]
 
 
 def _fail(batch: list[_Request], error: Exception) -> None:

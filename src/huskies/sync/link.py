@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from huskies.crdt import Rejected, VerifiedChange
 from huskies.store import Replica, SubscriptionLagged
 from huskies.sync.protocol import (
     Action,
@@ -61,6 +62,7 @@ class PeerInfo:
     bytes_in: int = 0
     bytes_out: int = 0
     queued: int = 0
+    fell_behind: int = 0  # times its send queue filled and live sends stopped
 
 
 @dataclass
@@ -94,6 +96,8 @@ async def run_link(
     clock = time.monotonic
     session = Session(replica.signer, os.urandom(32), clock(), token=token, limits=limits)
     outbox: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
+    # Chunks of changes being checked, in arrival order; bounded so a fast sender waits.
+    arriving: asyncio.Queue[asyncio.Future[list[VerifiedChange | Rejected]]] = asyncio.Queue(2)
     doc = replica.document
     peers.links[id(info)] = info
 
@@ -104,6 +108,8 @@ async def run_link(
                     try:
                         outbox.put_nowait(data)
                     except asyncio.QueueFull:
+                        if session.sending_live:
+                            info.fell_behind += 1
                         session.fell_behind()
                     info.queued = outbox.qsize()
                 case CheckPeer(key, offered):
@@ -111,8 +117,8 @@ async def run_link(
                     info.peer = key.hex()
                     await act(session.peer_checked(allowed, reason, doc))
                 case Deliver(changes):
-                    results = await replica.ingest_many(changes)
-                    await act(session.delivered(results))
+                    # Checked on their way in, so checking the next chunk overlaps filing this.
+                    await arriving.put(asyncio.ensure_future(replica.check(changes)))
                 case CaughtUp():
                     info.caught_up = True
                 case Close():
@@ -151,6 +157,11 @@ async def run_link(
             finally:
                 subscription.close()
 
+    async def ingester() -> None:
+        while True:
+            checked = await (await arriving.get())
+            await act(session.delivered(await replica.ingest_verified(checked)))
+
     async def ticker() -> None:
         while True:
             await asyncio.sleep(TICK_S)  # a timer: keepalive is about elapsed time
@@ -160,7 +171,7 @@ async def run_link(
     try:
         await act(session.start())
         async with asyncio.TaskGroup() as group:
-            for work in (reader, writer, live, ticker):
+            for work in (reader, writer, live, ingester, ticker):
                 group.create_task(work())
     except* _Closed as closed:
         close = closed.exceptions[0]

@@ -135,6 +135,7 @@ def test_a_join_token_enrols_once_and_the_nodes_converge(make_node):
     [peer] = a.health()["peers"]
     assert peer["peer"] == b.cli("node", "id").stdout.strip()
     assert peer["caught_up"]
+    assert a.health()["lag"]["catching_up"] == 0
     # The token is spent: c presenting it is refused, and told why.
     c.set_rendezvous(a.url)
     c.start("--join", token)

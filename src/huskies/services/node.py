@@ -113,13 +113,19 @@ class Node:
                 author + c.seq.to_bytes(8, "big") + c.digest for author, c in sorted(clock.items())
             )
         ).hexdigest()
+        peers = self.peers.snapshot()
         return {
             "node": self.replica.node_id,
             "role": self.role,
             "changes": doc.change_count,
             "pending": doc.pending_count,
             "clock": digest,
-            "peers": [asdict(peer) for peer in self.peers.snapshot()],
+            # Frames waiting to go out to the slowest peer, and peers still catching up.
+            "lag": {
+                "queued": max((peer.queued for peer in peers), default=0),
+                "catching_up": sum(not peer.caught_up for peer in peers),
+            },
+            "peers": [asdict(peer) for peer in peers],
         }
 
 

@@ -44,8 +44,8 @@ app.add_typer(story_app, name="story", no_args_is_help=True)
 app.add_typer(state_app, name="state", no_args_is_help=True)
 app.add_typer(node_app, name="node", no_args_is_help=True)
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # messages are never cut into lines
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Failures a user can act on: printed as one message, exit status 1, no traceback.
 USER_ERRORS = (
@@ -92,7 +92,7 @@ def _run(work: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         try:
             return asyncio.run(work(*args, **kwargs))
         except USER_ERRORS as exc:
-            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+            err.print(f"error: {exc}", markup=False)
             raise typer.Exit(1) from None
 
     return command
@@ -118,7 +118,6 @@ async def _settled(board: Board) -> None:
             f"note: #{claimed} was also given to another item on another node; "
             f"“{item.title}” is now #{item.number}",
             markup=False,
-            soft_wrap=True,
         )
 
 
@@ -321,7 +320,6 @@ async def node_token(
         f"valid once, until {expires}; on the joining node put this node's /crdt-sync URL in "
         "sync.rendezvous and run `huskies serve --join TOKEN`",
         markup=False,
-        soft_wrap=True,
     )
 
 

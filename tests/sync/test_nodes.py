@@ -136,6 +136,9 @@ def test_a_join_token_enrols_once_and_the_nodes_converge(make_node):
     assert peer["peer"] == b.cli("node", "id").stdout.strip()
     assert peer["caught_up"]
     assert a.health()["lag"]["catching_up"] == 0
+    listing = a.cli("node", "peers").stdout
+    assert peer["peer"][:16] in listing
+    assert "caught up" in listing
     # The token is spent: c presenting it is refused, and told why.
     c.set_rendezvous(a.url)
     c.start("--join", token)
@@ -145,6 +148,21 @@ def test_a_join_token_enrols_once_and_the_nodes_converge(make_node):
     b.stop()
     b.start()
     wait_for(lambda: converged(a, b) and len(a.health()["peers"]) == 1, "b to rejoin")
+
+
+def test_node_commands_refuse_bad_input_with_the_reason(make_node):
+    node = make_node("solo")
+    bad = node.cli("node", "trust", "not-a-key")
+    assert bad.returncode == 1
+    assert "must be 64 hex characters" in bad.stderr
+    assert "ttl" in node.cli("node", "token", "--ttl", "soon").stderr
+    peers = node.cli("node", "peers")
+    assert peers.returncode == 1
+    assert "no huskies server is running" in peers.stderr
+    node_id = node.cli("node", "id").stdout.strip()
+    assert node.cli("node", "trust", node_id).returncode == 0
+    assert "already trusted" in node.cli("node", "trust", node_id).stdout
+    assert node_id in (node.root / ".huskies" / "project.toml").read_text()
 
 
 def test_an_untrusted_node_is_refused(make_node):
@@ -190,6 +208,10 @@ def test_three_nodes_converge_through_a_sigkill_and_a_late_joiner(make_node):
     for node in (hub, left, right):
         node.stop()
         assert not (node.root / ".huskies" / "server.port").exists()
+    # Each node's presence entry reached every node.
+    present = json.loads(left.cli("state", "dump").stdout)["document"]["nodes"]
+    assert set(present) == set(ids.values())
+    assert all({"address", "role", "last_seen"} <= set(entry) for entry in present.values())
     assert os.path.exists(hub.root / ".huskies" / "huskies.db")
 
 

@@ -64,7 +64,16 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from replica import ITEMS, Workload, drive, item_names, make_items, percentile, replica_writer
+from replica import (
+    ITEMS,
+    Workload,
+    drive,
+    item_names,
+    make_items,
+    percentile,
+    positive,
+    replica_writer,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -494,13 +503,6 @@ async def run_all(args: argparse.Namespace, root: Path) -> dict[str, object]:
     result |= await bench_live(root, args.live_changes, args.items)
     result |= await bench_pycrdt(args.catchup_changes, args.items, args.repeat)
     return result
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be ≥ 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,18 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "crdt.py"
+REPLICA_BENCH = BENCH.with_name("replica.py")
+SYNC_BENCH = BENCH.with_name("sync.py")
+
+
+def run_bench(script: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def synthetic_trace(path: Path, edits: int, seed: int = 7) -> str:
@@ -34,13 +46,7 @@ def synthetic_trace(path: Path, edits: int, seed: int = 7) -> str:
 def test_bench_prints_the_agreed_keys_and_a_correct_final_text(tmp_path):
     trace = tmp_path / "trace.json.gz"
     synthetic_trace(trace, 3000)
-    result = subprocess.run(
-        [sys.executable, str(BENCH), str(trace), "--repeat", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench(BENCH, str(trace), "--repeat", "1", timeout=300)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     for name in (
@@ -58,44 +64,28 @@ def test_bench_prints_the_agreed_keys_and_a_correct_final_text(tmp_path):
 
 
 def test_bench_says_where_the_trace_should_be(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCH), str(tmp_path / "missing.json.gz")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_bench(BENCH, str(tmp_path / "missing.json.gz"), timeout=60)
     assert result.returncode == 2
     assert "trace not found" in result.stderr
 
 
-REPLICA_BENCH = BENCH.with_name("replica.py")
-
-
 def test_replica_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPLICA_BENCH),
-            "--changes",
-            "300",
-            "--clients",
-            "8",
-            "--startup-changes",
-            "2000",
-            "--startup-repeat",
-            "1",
-            "--snapshot-every",
-            "500",  # so the tiny startup run reopens from a snapshot too
-            "--pycrdt-changes",
-            "100",
-            "--tmp-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_bench(
+        REPLICA_BENCH,
+        "--changes",
+        "300",
+        "--clients",
+        "8",
+        "--startup-changes",
+        "2000",
+        "--startup-repeat",
+        "1",
+        "--snapshot-every",
+        "500",  # so the tiny startup run reopens from a snapshot too
+        "--pycrdt-changes",
+        "100",
+        "--tmp-dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
@@ -127,29 +117,19 @@ def test_replica_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
 
 
-SYNC_BENCH = BENCH.with_name("sync.py")
-
-
 def test_sync_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SYNC_BENCH),
-            "--catchup-changes",
-            "200",
-            "--live-changes",
-            "20",
-            "--items",
-            "50",
-            "--repeat",
-            "1",
-            "--tmp-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_bench(
+        SYNC_BENCH,
+        "--catchup-changes",
+        "200",
+        "--live-changes",
+        "20",
+        "--items",
+        "50",
+        "--repeat",
+        "1",
+        "--tmp-dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)

@@ -274,10 +274,6 @@ class Replica:
     def node_id(self) -> str:
         return self._key.node_id
 
-    @property
-    def path(self) -> Path:
-        return self._store.path
-
     async def stats(self) -> ReplicaStats:
         stored = await asyncio.to_thread(self._store.stats)
         doc = self._doc

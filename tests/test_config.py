@@ -240,9 +240,10 @@ def test_a_failed_load_writes_nothing(tmp_path):
     [
         (
             "foo = 1\n",
-            "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', 'store', "
-            "'sync'",
+            "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', "
+            "'max_coders', 'max_retries', 'store', 'sync'",
         ),
+        ("max_coders = 0\n", "max_coders: got 0; allowed: greater than 0"),
         ("base_branch = 5\n", "base_branch: got 5; expected a string"),
         ('default_qa = "robot"\n', "default_qa: got 'robot'; allowed: 'server', 'agent', 'human'"),
         ("default_qa = true\n", "default_qa: got true; allowed: 'server', 'agent', 'human'"),

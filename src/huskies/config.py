@@ -51,6 +51,13 @@ default_qa = "server"
 # The IANA time zone for schedules and the times shown to people, e.g. "Europe/London".
 timezone = "UTC"
 
+# At most this many coder agents run at once on this node.
+max_coders = 3
+
+# Automatic attempts an item gets in a stage (failed runs, failed gates, rejections) before
+# it is blocked and waits for a person (`huskies unblock N`).
+max_retries = 3
+
 [store]
 # SQLite durability: "normal" (fast; a power cut may lose the last few changes, a crash
 # of huskies loses none) or "full" (every commit is synced to disk; slower).
@@ -209,6 +216,8 @@ class ProjectConfig(_Model):
     base_branch: StrictStr = ""
     default_qa: QaMode = "server"
     timezone: StrictStr = "UTC"
+    max_coders: StrictInt = Field(default=3, gt=0)
+    max_retries: StrictInt = Field(default=3, gt=0)
     store: StoreConfig = Field(default_factory=StoreConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
 

@@ -6,6 +6,7 @@ from huskies.pipeline import (
     Archive,
     Archived,
     ArchiveReason,
+    AttemptFailed,
     Backlog,
     Block,
     Coding,
@@ -58,6 +59,7 @@ def item(stage: Stage, retries: int = 0, blocked_reason: str | None = None) -> W
     [
         (item(Backlog()), Start(), {"stage": {"name": "coding"}}),
         (item(Coding(), retries=1), GatesFailed("lint"), {"retries": 2}),
+        (item(Qa(), retries=0), AttemptFailed("crashed"), {"retries": 1}),
         (item(Coding(), retries=1), GatesPassed(), {"stage": {"name": "qa"}}),
         (item(Qa()), QaRejected("no tests"), {"stage": {"name": "coding"}, "retries": 1}),
         (

@@ -9,6 +9,7 @@ from huskies.pipeline.edits import create_item, purge, save_body, set_fields, se
 from huskies.pipeline.events import (
     UNBLOCKABLE,
     Archive,
+    AttemptFailed,
     Block,
     Demote,
     Event,
@@ -50,6 +51,7 @@ __all__ = [
     "Archive",
     "ArchiveReason",
     "Archived",
+    "AttemptFailed",
     "Backlog",
     "Block",
     "Claim",

@@ -81,6 +81,14 @@ class MergeFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """An agent's run in the item's stage failed (it crashed, timed out, or ended with nothing
+    to show); the item stays where it is for another attempt, and the attempt is counted."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     at: int
     reason: str
@@ -111,6 +119,7 @@ Event: TypeAlias = (
     | QaRejected
     | MergeSucceeded
     | MergeFailed
+    | AttemptFailed
     | Block
     | Unblock
     | Demote
@@ -148,7 +157,8 @@ _ALLOWED: dict[StageName, str] = {
     StageName.BACKLOG: "a backlog item can be started (Start), blocked, or archived as "
     "abandoned or superseded",
     StageName.CODING: "a coding item goes to qa (GatesPassed, or Submit by hand), stays in "
-    "coding on GatesFailed, or can be blocked, demoted, or archived as abandoned or superseded",
+    "coding on GatesFailed or AttemptFailed, or can be blocked, demoted, or archived as "
+    "abandoned or superseded",
     StageName.QA: "a qa item is approved (QaApproved) or rejected (QaRejected), or can be "
     "blocked, demoted, or archived as review_held, abandoned or superseded",
     StageName.MERGE: "a merging item takes MergeSucceeded or MergeFailed, or can be blocked, "
@@ -173,6 +183,8 @@ def transition(stage: Stage, event: Event, kind: ItemKind) -> Stage | IllegalTra
         case Merge(), MergeSucceeded(at, merge_commit):
             return Done(at, merge_commit)
         case Merge(), MergeFailed():
+            return stage
+        case Coding() | Qa() | Merge(), AttemptFailed():
             return stage
         case Backlog() | Coding() | Qa() | Merge(), Block(at):
             return Archived(at, ArchiveReason.BLOCKED, stage)

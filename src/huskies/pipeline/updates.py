@@ -2,8 +2,9 @@
 
 This keeps the bookkeeping that goes with a move in the pure core, next to the move itself, so
 each service does not restate it. `retries` counts automatic failures (gates failed, QA rejected,
-merge failed) since a person last reset the item by demoting or unblocking it; counting across
-stages is deliberate, so a retry limit also stops an item bouncing between coding and qa.
+merge failed, agent runs that failed) since a person last reset the item by demoting or
+unblocking it; counting across stages is deliberate, so a retry limit also stops an item
+bouncing between coding and qa.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from huskies.crdt import Json
 from huskies.pipeline.events import (
+    AttemptFailed,
     Block,
     Demote,
     Event,
@@ -44,7 +46,7 @@ def apply_event(item: WorkItem, event: Event, at: int) -> ItemUpdate | IllegalTr
     retries = item.retries
     blocked_reason = item.blocked_reason
     match event:
-        case GatesFailed() | QaRejected() | MergeFailed():
+        case GatesFailed() | QaRejected() | MergeFailed() | AttemptFailed():
             retries += 1
         case Demote():
             retries = 0

@@ -1,0 +1,142 @@
+"""What agent runs cost: one record per run, kept in the replicated document under "usage".
+
+A record is written once, when a run ends, and never edited, so records are plain JSON values
+in a list rather than maps of registers. Reading tolerates bad records the way items do: each
+becomes a problem for that record, and the rest still add up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from huskies.crdt import Document, Json, ObjKind, Path, Transaction
+from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+
+USAGE = "usage"
+USAGE_PATH: Path = (USAGE,)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """The cost and tokens of one run of `agent` on item `item_id` (#`number` when it ran).
+
+    `cost_usd` is None when the runtime does not report cost (a `command` agent, say).
+    `outcome` says how the run ended: completed, failed, crashed, stopped, timed_out,
+    rate_limited.
+    """
+
+    run: str
+    item_id: str
+    number: int
+    agent: str
+    outcome: str
+    cost_usd: float | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    turns: int | None
+    started_at: int
+    ended_at: int
+
+
+_INTS = (
+    "number",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "started_at",
+    "ended_at",
+)
+_STRS = ("run", "item_id", "agent", "outcome")
+
+
+def usage_to_json(record: UsageRecord) -> dict[str, Json]:
+    return {
+        "run": record.run,
+        "item_id": record.item_id,
+        "number": record.number,
+        "agent": record.agent,
+        "outcome": record.outcome,
+        "cost_usd": record.cost_usd,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cache_read_input_tokens": record.cache_read_input_tokens,
+        "cache_creation_input_tokens": record.cache_creation_input_tokens,
+        "turns": record.turns,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+    }
+
+
+def record_usage(tx: Transaction, record: UsageRecord) -> None:
+    """Append `record` (the list is made every time; concurrent makes share one list)."""
+    tx.make((), USAGE, ObjKind.LIST)
+    tx.insert(USAGE_PATH, 0, usage_to_json(record))
+
+
+def usage_from_json(raw: object) -> UsageRecord:
+    """The record `raw` holds, or WrongType naming the first bad field."""
+    record = as_object(raw)
+    ints = {name: _field(record, name, as_int) for name in _INTS}
+    strs = {name: _field(record, name, as_str) for name in _STRS}
+    return UsageRecord(
+        run=strs["run"],
+        item_id=strs["item_id"],
+        number=ints["number"],
+        agent=strs["agent"],
+        outcome=strs["outcome"],
+        cost_usd=_field(record, "cost_usd", _cost),
+        input_tokens=ints["input_tokens"],
+        output_tokens=ints["output_tokens"],
+        cache_read_input_tokens=ints["cache_read_input_tokens"],
+        cache_creation_input_tokens=ints["cache_creation_input_tokens"],
+        turns=_field(record, "turns", _optional_int),
+        started_at=ints["started_at"],
+        ended_at=ints["ended_at"],
+    )
+
+
+def read_usage(doc: Document) -> tuple[list[UsageRecord], list[str]]:
+    """Every usage record, oldest first, and a problem line for each one that is malformed."""
+    try:
+        values = doc.get(USAGE_PATH)
+    except KeyError:
+        return [], []
+    if not isinstance(values, list):
+        return [], [f"usage must be an array, got {describe(values)}"]
+    records, problems = [], []
+    # Records are inserted at the front, so the list reads newest first.
+    for position, raw in enumerate(reversed(values)):
+        try:
+            records.append(usage_from_json(raw))
+        except WrongType as exc:
+            problems.append(f"usage record {position}: {exc}")
+    return records, problems
+
+
+def _field(record: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
+    if name not in record:
+        raise WrongType(f"'{name}' is missing")
+    try:
+        return read(record[name])
+    except WrongType as exc:
+        raise WrongType(f"'{name}' {exc}") from None
+
+
+def _cost(raw: object) -> float | None:
+    if raw is None:
+        return None
+    # bool is an int in Python, but `true` is not a cost.
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise WrongType(f"must be a number or null, got {describe(raw)}")
+    return float(raw)
+
+
+def _optional_int(raw: object) -> int | None:
+    return None if raw is None else as_int(raw)

@@ -1,10 +1,11 @@
 """Sync catch-up and live latency of huskies nodes, side by side with pycrdt-websocket.
 
 Prints one JSON object. Every connection is a real WebSocket on 127.0.0.1: the serving node is
-huskies' own ASGI app (`create_app` around a `Node`, as `huskies serve` builds it) under
-uvicorn with ws="websockets-sansio"; the dialling nodes use `websockets.asyncio.client.connect`
-and `run_link`, as `Node.dial_forever` does. The workload is bench/replica.py's: ~1000 item maps
-(made first, untimed), and each change sets 2-3 fields of one item.
+huskies' own `/crdt-sync` endpoint (`sync_route` around a `Node`, as `huskies serve` mounts it)
+under uvicorn with ws="websockets-sansio"; the dialling nodes use
+`websockets.asyncio.client.connect` and `run_link`, as `Node.dial_forever` does. The workload is
+bench/replica.py's: ~1000 item maps (made first, untimed), and each change sets 2-3 fields of one
+item.
 
 A, B, C and the pycrdt-websocket server and client all run in this one process, on one
 event loop (B's signature checks on a worker thread, as `Replica.ingest_many` does them). That
@@ -74,6 +75,7 @@ from replica import (
     positive,
     replica_writer,
 )
+from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -87,7 +89,7 @@ from huskies.sync.link import PeerInfo, Peers, run_link
 from huskies.sync.protocol import Limits
 from huskies.sync.transports import DialledTransport
 from huskies.sync.trust import Trust, TrustStore
-from huskies.web.app import create_app
+from huskies.web.sync_ws import sync_route
 
 LIMITS = Limits()
 BUILD_CLIENTS = 32  # concurrent writers while A's log is built (untimed)
@@ -291,7 +293,7 @@ async def bench_catchup(root: Path, changes: int, items: int, repeat: int) -> di
         sent = a.replica.document.changes_since({})
         change_bytes = sum(len(change.to_bytes()) for change in sent)
         runs: list[Catchup] = []
-        async with serving(create_app(node_of(a))) as port:
+        async with serving(Starlette(routes=[sync_route(node_of(a))])) as port:
             for run in range(repeat):
                 runs.append(await catch_up_once(a, port, root / f"b{run}.db"))
         answer_s = answer_cost(a.replica.document)
@@ -371,7 +373,7 @@ async def bench_live(root: Path, changes: int, items: int) -> dict[str, object]:
     latencies: list[float] = []
     try:
         await make_items(a.replica, items)
-        async with serving(create_app(node_of(a))) as port:
+        async with serving(Starlette(routes=[sync_route(node_of(a))])) as port:
             links = [await dial(b, port), await dial(c, port)]
             try:
                 await caught_up(links, [b.replica, c.replica], a.replica.document.change_count)

@@ -84,7 +84,14 @@ def test_init_from_a_subdirectory_uses_the_top_of_the_work_tree(repo):
 
 def test_the_gitignore_keeps_the_database_and_work_directories_out_of_git(repo):
     project = init_project(repo)
-    for name in ("huskies.db", "huskies.db-wal", "huskies.db-shm", "server.lock"):
+    for name in (
+        "huskies.db",
+        "huskies.db-wal",
+        "huskies.db-shm",
+        "server.lock",
+        "access-token",
+        "server.port",
+    ):
         (project.dir / name).write_bytes(b"x")
     for name in ("worktrees/story-1", "merge_workspace"):
         (project.dir / name).mkdir(parents=True)

@@ -12,22 +12,33 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 
 from huskies import __version__
+from huskies.board_access import BoardAccess, open_board
+from huskies.client import ApiClient, ApiError, connect
 from huskies.config import ConfigError, ProjectConfig
 from huskies.pipeline import ItemKind, QaMode
 from huskies.pipeline.stages import StageName
-from huskies.project import Project, ProjectError, find_project, init_project
-from huskies.render import item_table, print_errors, print_item, stage_text, state_dump
-from huskies.server import ServeError
+from huskies.project import ProjectError, find_project, init_project
+from huskies.render import (
+    agent_event_text,
+    item_table,
+    print_errors,
+    print_item,
+    runs_table,
+    stage_text,
+    state_json,
+)
+from huskies.services.agents import AgentError
 from huskies.services.nodes import NodeError, add_trusted_key, issue_token, node_id, running_health
-from huskies.services.stories import Board, StoryError
-from huskies.store import LockedError, PersistError, Replica, StoreError, Synchronous
+from huskies.services.stories import StoryError
+from huskies.services.worktrees import WorktreeError, Worktrees
+from huskies.store import LockedError, PersistError, StoreError
 from huskies.store.replica import wall_clock_ms
 from huskies.sync.trust import TokenError
 
@@ -40,24 +51,30 @@ app = typer.Typer(
 story_app = typer.Typer(help="Create, list, show, edit, move and purge work items.")
 state_app = typer.Typer(help="Look inside the replicated state.")
 node_app = typer.Typer(help="This node's identity, its trusted peers and join tokens.")
+agent_app = typer.Typer(help="Agents of the running server: list, start, stop, assign, output.")
+worktree_app = typer.Typer(help="The items' git worktrees under .huskies/worktrees.")
 app.add_typer(story_app, name="story", no_args_is_help=True)
 app.add_typer(state_app, name="state", no_args_is_help=True)
 app.add_typer(node_app, name="node", no_args_is_help=True)
+app.add_typer(agent_app, name="agent", no_args_is_help=True)
+app.add_typer(worktree_app, name="worktree", no_args_is_help=True)
 
 out = Console(highlight=False, soft_wrap=True)  # messages are never cut into lines
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Failures a user can act on: printed as one message, exit status 1, no traceback.
 USER_ERRORS = (
+    AgentError,
+    ApiError,
     ConfigError,
     LockedError,
     NodeError,
     PersistError,
     ProjectError,
-    ServeError,
     StoreError,
     StoryError,
     TokenError,
+    WorktreeError,
 )
 
 T = TypeVar("T")
@@ -92,28 +109,28 @@ def _run(work: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         try:
             return asyncio.run(work(*args, **kwargs))
         except USER_ERRORS as exc:
-            err.print(f"error: {exc}", markup=False)
-            raise typer.Exit(1) from None
+            _fail(exc)
 
     return command
 
 
+def _fail(error: Exception) -> NoReturn:
+    err.print(f"error: {error}", markup=False)
+    raise typer.Exit(1) from None
+
+
 @contextlib.asynccontextmanager
-async def _open_board() -> AsyncIterator[tuple[Project, ProjectConfig, Replica, Board]]:
+async def _open_board() -> AsyncIterator[tuple[ProjectConfig, BoardAccess]]:
+    """The board through the running server, or the database when no server runs."""
     project = find_project(Path.cwd())
     config = project.config()
-    replica = await Replica.open(
-        project.db_path,
-        synchronous=Synchronous(config.store.synchronous),
-        snapshot_every=config.store.snapshot_every,
-    )
-    async with replica:
-        yield project, config, replica, Board(replica, wall_clock_ms)
+    async with open_board(project, config) as board:
+        yield config, board
 
 
-async def _settled(board: Board) -> None:
+async def _settled(board: BoardAccess) -> None:
     """Persist numbers that collided with items minted elsewhere, and say so."""
-    for claimed, item in await board.settle_numbers():
+    for claimed, item in await board.settle():
         err.print(
             f"note: #{claimed} was also given to another item on another node; "
             f"“{item.title}” is now #{item.number}",
@@ -163,7 +180,7 @@ async def story_new(
 ) -> None:
     """Add a work item to the backlog."""
     body = _read_body(body_file) if body_file else ""
-    async with _open_board() as (_, _, _, board):
+    async with _open_board() as (_, board):
         await _settled(board)
         item = await board.create(title, kind=kind, body=body, depends_on=depends_on or (), qa=qa)
     out.print(f"Created #{item.number} ({item.kind.value}): {item.title}", markup=False)
@@ -176,27 +193,21 @@ async def story_list(
     stage: Annotated[StageName | None, typer.Option(help="Only items in this stage.")] = None,
 ) -> None:
     """List work items by number (archived ones only with --all)."""
-    async with _open_board() as (_, config, _, board):
-        view = board.view()
-    items = [
-        item
-        for item in view.items
-        if (stage is None or item.stage.name is stage)
-        and (show_all or stage is not None or item.stage.name is not StageName.ARCHIVED)
-    ]
-    if items:
-        out.print(item_table(items, ZoneInfo(config.timezone)))
+    async with _open_board() as (config, board):
+        listing = await board.listing(stage, show_all)
+    if listing.items:
+        out.print(item_table(listing.items, ZoneInfo(config.timezone)))
     else:
-        out.print("No items." if not view.items else "No items match.")
-    print_errors(err, view.errors)
+        out.print("No items match." if listing.total else "No items.")
+    print_errors(err, listing.errors)
 
 
 @story_app.command("show")
 @_run
 async def story_show(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
     """Show one item in full."""
-    async with _open_board() as (_, config, _, board):
-        item = board.get(number)
+    async with _open_board() as (config, board):
+        item = await board.get(number)
     print_item(out, item, ZoneInfo(config.timezone), config.default_qa)
 
 
@@ -211,8 +222,8 @@ async def story_edit(
     ] = None,
 ) -> None:
     """Edit an item's title and body in $EDITOR (title on the first line, then the body)."""
-    async with _open_board() as (_, _, _, board):
-        item = board.get(number)
+    async with _open_board() as (_, board):
+        item = await board.get(number)
         body = _read_body(body_file) if body_file else None
         if title is None and body is None:
             title, body = _edit_in_editor(item.title, item.body)
@@ -230,7 +241,7 @@ async def story_move(
     stage: Annotated[StageName, typer.Argument(help="The stage to move it to.")],
 ) -> None:
     """Move an item to another stage (only moves a person may make)."""
-    async with _open_board() as (_, _, _, board):
+    async with _open_board() as (_, board):
         item = await board.move(number, stage)
     out.print(f"#{number} is now in {stage_text(item.stage)}.", markup=False)
 
@@ -242,8 +253,8 @@ async def story_purge(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an item for good, on every node (it will not come back)."""
-    async with _open_board() as (_, _, _, board):
-        item = board.get(number)
+    async with _open_board() as (_, board):
+        item = await board.get(number)
         if not yes and not typer.confirm(f"Purge #{number} “{item.title}” for good?"):
             out.print("Nothing purged.")
             return
@@ -255,7 +266,7 @@ async def story_purge(
 @_run
 async def unblock(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
     """Return a blocked, merge-failed or review-held item to where it can continue."""
-    async with _open_board() as (_, _, _, board):
+    async with _open_board() as (_, board):
         item = await board.unblock(number)
     out.print(f"#{number} is back in {stage_text(item.stage)}.", markup=False)
 
@@ -264,10 +275,9 @@ async def unblock(number: Annotated[int, typer.Argument(help="The item's number.
 @_run
 async def state_dump_command() -> None:
     """Print the whole document and the change log's statistics as JSON."""
-    async with _open_board() as (_, config, replica, _):
-        stats = await replica.stats()
-        text = state_dump(replica.document, stats, wall_clock_ms(), ZoneInfo(config.timezone))
-    typer.echo(text)
+    async with _open_board() as (_, board):
+        summary = await board.state()
+    typer.echo(state_json(summary))
 
 
 @app.command()
@@ -282,13 +292,36 @@ async def serve(
     heartbeat: Annotated[
         float, typer.Option(help="Seconds between this node's presence updates.", hidden=True)
     ] = 30.0,
+    require_token: Annotated[
+        bool,
+        typer.Option(
+            "--require-token",
+            help="Require the access token on loopback too (a shared machine). Beyond "
+            "loopback it is always required.",
+        ),
+    ] = False,
 ) -> None:
-    """Run this node: sync with peers at /crdt-sync, report at /health."""
+    """Run this node: the HTTP API (/api, /openapi.json), live events (/api/events), sync with
+    peers at /crdt-sync. Other huskies commands here talk to it while it runs."""
+    # Imported here: the web stack is needed only by this command, and every other command
+    # starts faster without it.
+    from huskies.server import ServeError
     from huskies.server import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     project = find_project(Path.cwd())
-    await run_server(project, project.config(), host, port, join=join, heartbeat_s=heartbeat)
+    try:
+        await run_server(
+            project,
+            project.config(),
+            host,
+            port,
+            join=join,
+            heartbeat_s=heartbeat,
+            require_token=require_token,
+        )
+    except ServeError as exc:
+        _fail(exc)
 
 
 @node_app.command("id")
@@ -339,6 +372,113 @@ async def node_peers() -> None:
             f"frames in {peer['frames_in']}, out {peer['frames_out']}",
             markup=False,
         )
+
+
+@contextlib.asynccontextmanager
+async def _server() -> AsyncIterator[tuple[ProjectConfig, ApiClient]]:
+    """The running server: agents run inside it, so these commands need one."""
+    project = find_project(Path.cwd())
+    config = project.config()
+    async with connect(project) as client:
+        if client is None:
+            raise AgentError(
+                "no huskies server is running for this project; agents run inside it, so "
+                "start it with `huskies serve`"
+            )
+        yield config, client
+
+
+@agent_app.command("list")
+@_run
+async def agent_list() -> None:
+    """The configured agents, what each is running, and this node's recent runs."""
+    async with _server() as (config, client):
+        answer = await client.call("GET", "/api/agents")
+    for agent in answer["agents"]:
+        running = agent["running"]
+        doing = f"running #{running['number']}" if running else "idle"
+        model = f", {agent['model']}" if agent["model"] else ""
+        out.print(
+            f"{agent['name']} ({agent['stage']}, {agent['runtime']}{model}): {doing}", markup=False
+        )
+    if answer["runs"]:
+        out.print(runs_table(answer["runs"], ZoneInfo(config.timezone)))
+
+
+@agent_app.command("start")
+@_run
+async def agent_start(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    agent: Annotated[str | None, typer.Option(help="The agent to run (agents.toml).")] = None,
+) -> None:
+    """Start an agent on an item now (a backlog item moves to coding first)."""
+    async with _server() as (_, client):
+        answer = await client.call("POST", f"/api/items/{number}/start", json={"agent": agent})
+    out.print(answer["message"], markup=False)
+
+
+@agent_app.command("stop")
+@_run
+async def agent_stop(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Stop an item's agent; the item waits until it is started again."""
+    async with _server() as (_, client):
+        answer = await client.call("POST", f"/api/items/{number}/stop")
+    out.print(f"Stopped the agent of #{number} ({answer['message']}).", markup=False)
+
+
+@agent_app.command("assign")
+@_run
+async def agent_assign(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    agent: Annotated[str, typer.Argument(help="The agent (agents.toml).")],
+) -> None:
+    """Make an agent the item's preferred one, from its next run."""
+    async with _server() as (_, client):
+        await client.call("POST", f"/api/items/{number}/assign", json={"agent": agent})
+    out.print(f"#{number} will be worked on by {agent}.", markup=False)
+
+
+@agent_app.command("output")
+@_run
+async def agent_output(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+) -> None:
+    """What the item's current (or last) agent run has said and done."""
+    async with _server() as (_, client):
+        answer = await client.call("GET", f"/api/items/{number}/output")
+    run = answer["run"]
+    out.print(f"#{number} · {run['agent']} · run {run['run']} · {run['state']}", markup=False)
+    for stamped in answer["events"]:
+        out.print(agent_event_text(stamped["event"]), markup=False)
+    out.print(f"full log: {answer['log']}", markup=False)
+
+
+@worktree_app.command("list")
+@_run
+async def worktree_list() -> None:
+    """The items' worktrees and their branches."""
+    project = find_project(Path.cwd())
+    worktrees = await Worktrees(project.root, project.config().base_branch).list()
+    if not worktrees:
+        out.print("No worktrees.")
+    for worktree in worktrees:
+        out.print(f"#{worktree.number}  {worktree.branch}  {worktree.path}", markup=False)
+
+
+@worktree_app.command("remove")
+@_run
+async def worktree_remove(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove it even with uncommitted changes.")
+    ] = False,
+) -> None:
+    """Remove an item's worktree (its branch, with the work, is kept)."""
+    project = find_project(Path.cwd())
+    removed = await Worktrees(project.root, project.config().base_branch).remove(
+        number, force=force
+    )
+    out.print(f"Removed the worktree of #{number}." if removed else f"#{number} has no worktree.")
 
 
 def _read_body(path: Path) -> str:

@@ -26,6 +26,9 @@ huskies.db-wal
 huskies.db-shm
 *.lock
 *.tmp
+access-token
+server.port
+runs/
 worktrees/
 merge_workspace/
 """

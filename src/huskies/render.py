@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -89,8 +90,11 @@ def print_errors(console: Console, errors: list[ItemError]) -> None:
         console.print(f"  {error.item_id[:16]}…{where}: {error.problem}", markup=False)
 
 
-def state_dump(doc: Document, stats: ReplicaStats, now_ms: int, zone: ZoneInfo) -> str:
-    """The document and the log's statistics, as JSON for debugging."""
+def state_summary(
+    doc: Document, stats: ReplicaStats, now_ms: int, zone: ZoneInfo
+) -> dict[str, Any]:
+    """The document and the log's statistics, for debugging (`huskies state dump`, and
+    `GET /api/state`, which the CLI prints with `state_json` when a server runs)."""
     snapshot = None
     if stats.snapshot is not None:
         snapshot = {
@@ -99,7 +103,7 @@ def state_dump(doc: Document, stats: ReplicaStats, now_ms: int, zone: ZoneInfo) 
             "age_s": round((now_ms - stats.snapshot.taken_at) / 1000, 1),
             "changes_since": stats.changes - stats.snapshot.change_count,
         }
-    summary = {
+    return {
         "node": stats.node_id,
         "log": {
             "changes": stats.changes,
@@ -114,4 +118,60 @@ def state_dump(doc: Document, stats: ReplicaStats, now_ms: int, zone: ZoneInfo) 
         },
         "document": doc.view(),
     }
-    return json.dumps(summary, indent=2, ensure_ascii=False, default=repr)
+
+
+def state_json(summary: dict[str, Any], *, indent: int | None = 2) -> str:
+    # The document holds JSON values only; repr is a last resort that keeps a dump readable.
+    return json.dumps(summary, indent=indent, ensure_ascii=False, default=repr)
+
+
+def agent_event_text(event: dict[str, Any]) -> str:
+    """One agent event (its JSON form) as a line for people."""
+    match event.get("type"):
+        case "text":
+            return str(event.get("text", ""))
+        case "tool_use":
+            arguments = json.dumps(event.get("input", {}), ensure_ascii=False)
+            short = arguments if len(arguments) <= 120 else arguments[:117] + "..."
+            return f"→ {event.get('name')} {short}"
+        case "tool_result":
+            output = str(event.get("output", "")).strip().splitlines()
+            first = output[0] if output else ""
+            more = f" (+{len(output) - 1} lines)" if len(output) > 1 else ""
+            mark = "✗" if event.get("is_error") else "←"
+            return f"{mark} {first}{more}"
+        case "result":
+            usage = event.get("usage") or {}
+            cost = event.get("cost_usd")
+            spent = "" if cost is None else f"${cost:.4f}, "
+            tokens = f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out"
+            state = "error" if event.get("is_error") else "done"
+            return f"■ {state}: {spent}{tokens} tokens"
+        case "rate_limit":
+            return f"⏸ rate limited: {event.get('message', '')}"
+        case "error":
+            return f"! {event.get('message', '')}"
+        case "session_started":
+            return f"● session {event.get('session_id', '')} ({event.get('model', '')})"
+    return json.dumps(event, ensure_ascii=False)
+
+
+def runs_table(runs: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("#", justify="right", style="bold", no_wrap=True)
+    table.add_column("agent")
+    table.add_column("state")
+    table.add_column("started", no_wrap=True)
+    table.add_column("cost", justify="right")
+    table.add_column("how it ended", overflow="fold", ratio=1)
+    for run in runs:
+        cost = run.get("cost_usd")
+        table.add_row(
+            str(run["number"]),
+            escape(run["agent"]),
+            run["state"] + (" (commit only)" if run.get("commit_only") else ""),
+            when(run["started_at"], zone),
+            "" if cost is None else f"${cost:.4f}",
+            escape(run.get("message") or ""),
+        )
+    return table

@@ -1,32 +1,52 @@
-"""`huskies serve`: the node's replica, its sync links and the HTTP app, in one task group."""
+"""`huskies serve`: the node's replica, its services, sync links and the HTTP app, in one task
+group.
+
+`running` starts everything and stops it when its block ends (tests use it in-process); `serve`
+is the command: `running` until SIGINT or SIGTERM. Each background loop is a named child of the
+task group, listed in `_loops`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from huskies.config import ProjectConfig
 from huskies.project import Project
+from huskies.services.access_token import ensure_token, is_loopback, token_path
+from huskies.services.agents import Agents
+from huskies.services.events import EventHub
+from huskies.services.item_events import publish_item_events
 from huskies.services.node import Node, configured_keys
+from huskies.services.settings import Settings
+from huskies.services.stories import Board
+from huskies.services.worktrees import Worktrees
 from huskies.store import Replica, Synchronous
 from huskies.store.replica import wall_clock_ms
 from huskies.sync.protocol import Limits
 from huskies.sync.trust import Trust, TrustStore, parse_token
 from huskies.web.app import create_app
+from huskies.web.services import Services
 
 log = logging.getLogger("huskies.server")
 
 
 # Signature checks of a catch-up spread over this many processes (see Replica.open).
 VERIFY_PROCESSES = max(1, min(4, os.cpu_count() or 1))
+
+# How far past a taken port to look for a free one to suggest.
+PORT_SEARCH = 100
 
 
 class ServeError(Exception):
@@ -46,20 +66,199 @@ def port_file(project: Project) -> Path:
     return project.dir / "server.port"
 
 
+@dataclass
+class Running:
+    """A started server. `new_token` is the access token if this start made it (it is shown
+    once, then only kept in its file); `token_required` says whether requests need it."""
+
+    services: Services
+    host: str
+    port: int
+    token_required: bool
+    new_token: str | None
+    _uvicorn: _Server
+    _http: asyncio.Task[None]
+
+    def stop(self) -> None:
+        self._uvicorn.should_exit = True
+
+    async def wait(self) -> None:
+        """Until the HTTP server has stopped (after `stop`). Shielded: a waiter that is
+        cancelled stops waiting, not the server."""
+        await asyncio.shield(self._http)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket ourselves, so a taken port gets a clear message."""
+    try:
+        sock = _listening(host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise ServeError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); check --host and --port"
+            ) from None
+        free = _free_port_after(host, port)
+        suggestion = f"port {free} is free: try --port {free}, or" if free else "try"
+        raise ServeError(
+            f"cannot listen on {host}:{port}: the port is taken (is another huskies server or "
+            f"another program using it?); {suggestion} --port 0 for any free port"
+        ) from None
+    sock.listen(128)  # connections wait in the backlog until the app is up
+    return sock
+
+
+def _listening(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except OSError:
         sock.close()
-        raise ServeError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); another program may be using "
-            f"it: try --port {port + 1}, or --port 0 for any free port"
-        ) from None
-    sock.listen(128)  # connections wait in the backlog until the app is up
+        raise
     return sock
+
+
+def _free_port_after(host: str, port: int) -> int | None:
+    """The first port after `port` that can be bound on `host` right now (by trying it)."""
+    for candidate in range(port + 1, min(port + PORT_SEARCH, 65535) + 1):
+        try:
+            _listening(host, candidate).close()
+        except OSError:
+            continue
+        return candidate
+    return None
+
+
+def _write_port(path: Path, port: int) -> None:
+    # Renamed into place, so a CLI call never reads a half-written number.
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(f"{port}\n")
+    os.replace(temporary, path)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    project: Project,
+    config: ProjectConfig,
+    host: str,
+    port: int,
+    *,
+    join: str | None = None,
+    heartbeat_s: float = 30.0,
+    require_token: bool = False,
+    verify_processes: int = VERIFY_PROCESSES,
+) -> AsyncIterator[Running]:
+    """Serve until the block ends. The token is required beyond loopback, or if asked for."""
+    if join is not None:
+        parse_token(join)  # a malformed token stops here, with the reason
+    settings = Settings(project, config, project.agents())  # a broken agents.toml stops here
+    async with contextlib.AsyncExitStack() as stack:
+        sock = _bind(host, port)
+        stack.callback(sock.close)
+        bound = sock.getsockname()[1]
+        replica = await Replica.open(
+            project.db_path,
+            synchronous=Synchronous(config.store.synchronous),
+            snapshot_every=config.store.snapshot_every,
+            verify_processes=verify_processes,
+        )
+        stack.push_async_callback(replica.close)
+        trust_store = TrustStore(project.db_path)
+        stack.callback(trust_store.close)
+        # Made while this process holds the database's lock, so no other server races it.
+        token_required = require_token or not is_loopback(host)
+        token, made = ensure_token(project) if token_required else (None, False)
+        node = _node(project, config, replica, trust_store, f"ws://{host}:{bound}/crdt-sync")
+        board = Board(
+            replica, wall_clock_ms, lambda: [agent.name for agent in settings.agents.agents]
+        )
+        hub = EventHub()
+        agent_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        agent_url = f"http://{f'[{agent_host}]' if ':' in agent_host else agent_host}:{bound}"
+        agents = Agents(
+            settings=settings,
+            replica=replica,
+            board=board,
+            worktrees=Worktrees(project.root, config.base_branch),
+            hub=hub,
+            runs_dir=project.dir / "runs",
+            server_url=lambda: agent_url,
+            clock=wall_clock_ms,
+        )
+        services = Services(project, settings, replica, board, node, hub, agents)
+        server = _Server(
+            uvicorn.Config(
+                create_app(services, access_token=token),
+                log_level="warning",
+                lifespan="off",
+                ws="websockets-sansio",
+            )
+        )
+        _write_port(port_file(project), bound)
+        stack.callback(port_file(project).unlink, missing_ok=True)
+        async with asyncio.TaskGroup() as group:
+            http = group.create_task(server.serve(sockets=[sock]), name="http")
+            loops = [
+                group.create_task(_logged(name, loop), name=name)
+                for name, loop in _loops(services, config, join, heartbeat_s).items()
+            ]
+            handle = Running(
+                services, host, bound, token_required, token if made else None, server, http
+            )
+            try:
+                yield handle
+            finally:
+                handle.stop()
+                await http
+                for task in loops:
+                    task.cancel()
+                await agents.close()  # no agent outlives the server
+
+
+def _loops(
+    services: Services, config: ProjectConfig, join: str | None, heartbeat_s: float
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """The server's background loops by name; each runs for the server's life."""
+    node = services.node
+    return {
+        "presence": node.heartbeat(heartbeat_s),
+        "item events": publish_item_events(services.replica, services.board, services.hub),
+        **({"auto-assign": services.agents.run_forever()} if services.agents else {}),
+        **{f"dial {url}": node.dial_forever(url, join) for url in config.sync.rendezvous},
+    }
+
+
+async def _logged(name: str, loop: Coroutine[Any, Any, None]) -> None:
+    """A loop that fails says so in the log; the task group then stops the server."""
+    try:
+        await loop
+    except Exception:
+        log.exception("background loop %r failed", name)
+        raise
+
+
+def _node(
+    project: Project, config: ProjectConfig, replica: Replica, trust_store: TrustStore, url: str
+) -> Node:
+    def trusted() -> set[bytes]:
+        try:
+            return configured_keys(project.config().sync.trusted_keys)
+        except Exception as exc:  # a broken edit of project.toml must not stop the server
+            log.warning("keeping the trusted keys loaded at start: %s", exc)
+            return configured_keys(config.sync.trusted_keys)
+
+    sync = config.sync
+    return Node(
+        replica,
+        Trust(trusted, trust_store),
+        trust_store,
+        address=url,
+        role="server",
+        limits=Limits(
+            ping_interval_s=sync.ping_interval_secs, ping_timeout_s=sync.ping_timeout_secs
+        ),
+        wall_ms=wall_clock_ms,
+    )
 
 
 async def serve(
@@ -70,64 +269,31 @@ async def serve(
     *,
     join: str | None = None,
     heartbeat_s: float = 30.0,
+    require_token: bool = False,
 ) -> None:
-    if join is not None:
-        parse_token(join)  # a malformed token stops here, with the reason
-    sock = _bind(host, port)
-    bound = sock.getsockname()[1]
-    replica = await Replica.open(
-        project.db_path,
-        synchronous=Synchronous(config.store.synchronous),
-        snapshot_every=config.store.snapshot_every,
-        verify_processes=VERIFY_PROCESSES,
-    )
-    trust_store = TrustStore(project.db_path)
-
-    def trusted() -> set[bytes]:
-        try:
-            return configured_keys(project.config().sync.trusted_keys)
-        except Exception as exc:  # a broken edit of project.toml must not stop the server
-            log.warning("keeping the trusted keys loaded at start: %s", exc)
-            return configured_keys(config.sync.trusted_keys)
-
-    sync = config.sync
-    node = Node(
-        replica,
-        Trust(trusted, trust_store),
-        trust_store,
-        address=f"ws://{host}:{bound}/crdt-sync",
-        role="server",
-        limits=Limits(
-            ping_interval_s=sync.ping_interval_secs, ping_timeout_s=sync.ping_timeout_secs
-        ),
-        wall_ms=wall_clock_ms,
-    )
-    server = _Server(
-        uvicorn.Config(
-            create_app(node), log_level="warning", lifespan="off", ws="websockets-sansio"
-        )
-    )
-    loop = asyncio.get_running_loop()
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(stop, setattr, server, "should_exit", True)
-    port_file(project).write_text(f"{bound}\n")
-    print(f"huskies node {replica.node_id} serving http://{host}:{bound}", flush=True)
-    try:
-        async with asyncio.TaskGroup() as group:
-            web = group.create_task(server.serve(sockets=[sock]), name="http")
-            background = [
-                group.create_task(node.heartbeat(heartbeat_s), name="presence"),
-                *(
-                    group.create_task(node.dial_forever(url, join), name=f"dial {url}")
-                    for url in sync.rendezvous
-                ),
-            ]
-            await web  # returns on SIGINT/SIGTERM, which uvicorn handles
-            for task in background:
-                task.cancel()
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            port_file(project).unlink()
-        trust_store.close()
-        await replica.close()
-        sock.close()
+    """Serve until SIGINT or SIGTERM."""
+    async with running(
+        project,
+        config,
+        host,
+        port,
+        join=join,
+        heartbeat_s=heartbeat_s,
+        require_token=require_token,
+    ) as server:
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop, server.stop)
+        shown = f"[{host}]" if ":" in host else host
+        node_id = server.services.replica.node_id
+        print(f"huskies node {node_id} serving http://{shown}:{server.port}", flush=True)
+        if server.new_token is not None:
+            print(
+                f"access token: {server.new_token}\n"
+                f"  (shown only now; kept in {token_path(project)}, where the CLI on this "
+                "machine finds it)",
+                flush=True,
+            )
+        elif server.token_required:
+            print(f"requests need the access token in {token_path(project)}", flush=True)
+        await server.wait()

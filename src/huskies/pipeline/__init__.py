@@ -26,7 +26,15 @@ from huskies.pipeline.events import (
     event_for_move,
     transition,
 )
-from huskies.pipeline.items import Claim, ItemError, ItemKind, QaMode, WorkItem, project_item
+from huskies.pipeline.items import (
+    Claim,
+    ItemError,
+    ItemKind,
+    QaMode,
+    WorkItem,
+    item_to_json,
+    project_item,
+)
 from huskies.pipeline.schema import item_key, parse_item_key, read_items
 from huskies.pipeline.stages import (
     Archived,
@@ -85,6 +93,7 @@ __all__ = [
     "create_item",
     "event_for_move",
     "item_key",
+    "item_to_json",
     "next_number",
     "parse_item_key",
     "project_item",

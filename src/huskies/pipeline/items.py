@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from huskies.crdt import Json
 from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
-from huskies.pipeline.stages import Stage, StageError, stage_from_json
+from huskies.pipeline.stages import Stage, StageError, stage_from_json, stage_to_json
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -115,6 +116,35 @@ def project_item(item_id: str, raw: object) -> WorkItem | ItemError:
         )
     except _Bad as bad:
         return ItemError(item_id, bad.field, bad.problem)
+
+
+def item_to_json(item: WorkItem) -> dict[str, Json]:
+    """The item in its stored form, every field written out, plus its `id`.
+
+    This is how an item leaves the server (HTTP API, event stream): a client rebuilds the
+    identical WorkItem with `project_item(json["id"], json)`, which ignores the extra `id`.
+    `number` is the resolved number, which is what every reader of the board sees.
+    """
+    return {
+        "id": item.id,
+        "number": item.number,
+        "kind": item.kind.value,
+        "title": item.title,
+        "body": item.body,
+        "stage": stage_to_json(item.stage),
+        "agent": item.agent,
+        "qa": None if item.qa is None else item.qa.value,
+        "depends_on": list(item.depends_on),
+        "retries": item.retries,
+        "blocked_reason": item.blocked_reason,
+        "claim": (
+            None
+            if item.claim is None
+            else {"node": item.claim.node, "expires_at": item.claim.expires_at}
+        ),
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
 
 
 def _required(raw: Mapping[str, object], field: str, read: Callable[[object], T]) -> T:

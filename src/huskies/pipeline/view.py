@@ -44,14 +44,20 @@ def project_items(raw: Iterable[tuple[str, object]]) -> ItemsView:
 
     The result does not depend on the order of `raw`.
     """
+    return resolve(project_item(item_id, value) for item_id, value in raw)
+
+
+def resolve(projected: Iterable[WorkItem | ItemError]) -> ItemsView:
+    """The view of items already projected one by one (numbers as claimed): collisions
+    resolved, items sorted. Cheap next to projecting, so a board kept up to date item by item
+    (`huskies.pipeline.tracker`) runs this after every change."""
     valid: list[WorkItem] = []
     errors: list[ItemError] = []
-    for item_id, value in raw:
-        projected = project_item(item_id, value)
-        if isinstance(projected, ItemError):
-            errors.append(projected)
+    for one in projected:
+        if isinstance(one, ItemError):
+            errors.append(one)
         else:
-            valid.append(projected)
+            valid.append(one)
     valid.sort(key=lambda item: (item.created_at, item.id))
     claimed = {item.id: item.number for item in valid}
     taken: set[int] = set()

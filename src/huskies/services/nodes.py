@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from huskies.crdt import node_id as format_node_id
 from huskies.crdt import parse_node_id
 from huskies.project import Project
+from huskies.services.access_token import read_token
 from huskies.store import Replica
 from huskies.store.database import Store
 from huskies.sync.trust import TrustStore, mint_token
@@ -24,18 +25,26 @@ class NodeError(Exception):
     """A node command that cannot be done; the message says why."""
 
 
+def stored_node_id(project: Project) -> str | None:
+    """This node's id if its key exists, read without opening the database for writing (so
+    while a server holds it, too)."""
+    if not project.db_path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{project.db_path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT public_key FROM identity").fetchone()
+    except sqlite3.Error:
+        row = None
+    finally:
+        conn.close()
+    return None if row is None else format_node_id(bytes(row[0]))
+
+
 async def node_id(project: Project) -> str:
     """This node's id, creating its key on first use."""
-    if project.db_path.exists():
-        conn = sqlite3.connect(f"file:{project.db_path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT public_key FROM identity").fetchone()
-        except sqlite3.Error:
-            row = None
-        finally:
-            conn.close()
-        if row is not None:
-            return format_node_id(bytes(row[0]))
+    stored = stored_node_id(project)
+    if stored is not None:
+        return stored
     async with await Replica.open(project.db_path) as replica:
         return replica.node_id
 
@@ -95,8 +104,12 @@ def running_health(project: Project) -> dict[str, object]:
         raise NodeError(
             "no huskies server is running here; start one with `huskies serve`"
         ) from None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+    token = read_token(project)
+    if token is not None:  # needed when the server listens beyond loopback
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             health: dict[str, object] = json.load(response)
     except (urllib.error.URLError, OSError) as exc:
         raise NodeError(f"the server on port {port} does not answer ({exc})") from None

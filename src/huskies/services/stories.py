@@ -8,10 +8,15 @@ requests, so two requests never both act on the state the other is changing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from enum import Enum
 
+from huskies.crdt import Json
 from huskies.pipeline import (
     IllegalTransition,
+    ItemError,
     ItemKind,
     QaMode,
     Unblock,
@@ -35,24 +40,82 @@ MAX_TITLE = 200
 
 
 class StoryError(Exception):
-    """A request about a work item that cannot be done; the message says why and what to do."""
+    """A request about a work item that cannot be done; the message says why and what to do.
+
+    The subclasses say which way it failed, so callers (the HTTP API) pick a status by type."""
+
+
+class UnknownItem(StoryError):
+    def __init__(self, number: int) -> None:
+        super().__init__(f"there is no item #{number}; `huskies story list` shows them all")
+        self.number = number
+
+
+class IllegalMove(StoryError):
+    """The pipeline refuses the move; the message carries its reason."""
+
+
+class BadField(StoryError):
+    """A value given for `field` (the item field's name) is not acceptable."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Keep(Enum):
+    """The default of edit arguments where None means "clear it": leave the field as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The items a list request selected, the items that could not be read, and how many
+    readable items the board holds in all (so "no items" and "none match" can differ)."""
+
+    items: list[WorkItem]
+    errors: list[ItemError]
+    total: int
 
 
 class Board:
-    """The work items of one replica."""
+    """The work items of one replica. `agent_names` gives the configured agents' names, which
+    an item's preferred agent must be one of."""
 
-    def __init__(self, replica: Replica, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        clock: Callable[[], int],
+        agent_names: Callable[[], Collection[str]] = tuple,
+    ) -> None:
         self._replica = replica
         self._clock = clock
+        self._agent_names = agent_names
         self._lock = asyncio.Lock()
 
     def view(self) -> ItemsView:
         return project_items(read_items(self._replica.document))
 
+    def listing(self, stage: StageName | None = None, include_archived: bool = False) -> Listing:
+        """Items in `stage`, or else every item not archived (every item with
+        `include_archived`), by number."""
+        view = self.view()
+        items = [
+            item
+            for item in view.items
+            if (stage is None or item.stage.name is stage)
+            and (include_archived or stage is not None or item.stage.name is not StageName.ARCHIVED)
+        ]
+        return Listing(items, view.errors, len(view.items))
+
     def get(self, number: int) -> WorkItem:
         item = self.view().by_number(number)
         if item is None:
-            raise StoryError(f"there is no item #{number}; `huskies story list` shows them all")
+            raise UnknownItem(number)
         return item
 
     async def create(
@@ -70,7 +133,7 @@ class Board:
             deps = tuple(dict.fromkeys(depends_on))
             for dep in deps:
                 if view.by_number(dep) is None:
-                    raise StoryError(f"--depends-on {dep}: there is no item #{dep}")
+                    raise BadField("depends_on", f"there is no item #{dep} to depend on")
             number = next_number(view)
             tx = self._replica.transaction()
             element = create_item(
@@ -88,15 +151,35 @@ class Board:
         assert created is not None
         return created
 
-    async def edit(self, number: int, *, title: str | None = None, body: str | None = None) -> bool:
-        """Change an item's title and/or body; False if both were already so."""
+    async def edit(
+        self,
+        number: int,
+        *,
+        title: str | None = None,
+        body: str | None = None,
+        agent: str | Keep | None = KEEP,
+        qa: QaMode | Keep | None = KEEP,
+    ) -> bool:
+        """Change an item's title, body, preferred agent (None: any) and QA mode (None: the
+        project's default); False if all of them were already so."""
         async with self._lock:
             item = self.get(number)
-            tx = self._replica.transaction()
-            element = parse_item_key(item.id)
-            fields = {}
+            fields: dict[str, Json] = {}
             if title is not None and _check_title(title) != item.title:
                 fields["title"] = _check_title(title)
+            if not isinstance(agent, Keep) and agent != item.agent:
+                if agent is not None and agent not in (names := self._agent_names()):
+                    configured = ", ".join(sorted(names)) or "none"
+                    raise BadField(
+                        "agent",
+                        f"there is no agent named {agent!r} in agents.toml (configured: "
+                        f"{configured})",
+                    )
+                fields["agent"] = agent
+            if not isinstance(qa, Keep) and qa != item.qa:
+                fields["qa"] = None if qa is None else qa.value
+            tx = self._replica.transaction()
+            element = parse_item_key(item.id)
             if body is not None and body != item.body:
                 save_body(tx, element, item.body, body)
             if not fields and not len(tx):
@@ -115,6 +198,23 @@ class Board:
     async def unblock(self, number: int) -> WorkItem:
         async with self._lock:
             return await self._apply(self.get(number), Unblock())
+
+    async def apply(self, number: int, event: Event) -> WorkItem:
+        """An event the server decided on (an agent's run failed, dependencies finished…)."""
+        async with self._lock:
+            return await self._apply(self.get(number), event)
+
+    async def set_agent(self, number: int, agent: str | None) -> WorkItem:
+        """Set the item's preferred agent (None: any free agent of its stage)."""
+        async with self._lock:
+            item = self.get(number)
+            if item.agent == agent:
+                return item
+            at = self._clock()
+            tx = self._replica.transaction()
+            set_fields(tx, parse_item_key(item.id), {"agent": agent}, at)
+            await self._replica.change(tx)
+            return dataclasses.replace(item, agent=agent, updated_at=at)
 
     async def purge(self, number: int) -> WorkItem:
         """Delete an item for good: it never returns, even when older edits to it arrive."""
@@ -147,10 +247,10 @@ class Board:
 
     async def _apply(self, item: WorkItem, event: Event | IllegalTransition) -> WorkItem:
         if isinstance(event, IllegalTransition):
-            raise StoryError(f"cannot move #{item.number}: {event.reason}")
+            raise IllegalMove(f"cannot move #{item.number}: {event.reason}")
         update = apply_event(item, event, self._clock())
         if isinstance(update, IllegalTransition):
-            raise StoryError(f"cannot move #{item.number}: {update.reason}")
+            raise IllegalMove(f"cannot move #{item.number}: {update.reason}")
         tx = self._replica.transaction()
         set_fields(tx, parse_item_key(item.id), update.fields, update.item.updated_at)
         await self._replica.change(tx)
@@ -160,9 +260,9 @@ class Board:
 def _check_title(title: str) -> str:
     title = title.strip()
     if not title:
-        raise StoryError("the title is empty; give the item a short name")
+        raise BadField("title", "the title is empty; give the item a short name")
     if "\n" in title:
-        raise StoryError("the title must be one line; put the details in the body")
+        raise BadField("title", "the title must be one line; put the details in the body")
     if len(title) > MAX_TITLE:
-        raise StoryError(f"the title is {len(title)} characters; keep it to {MAX_TITLE}")
+        raise BadField("title", f"the title is {len(title)} characters; keep it to {MAX_TITLE}")
     return title

@@ -1,1 +1,1 @@
-"""The HTTP side of `huskies serve`: one Starlette app."""
+"""The HTTP side of `huskies serve`: one FastAPI app (JSON API, live events, `/crdt-sync`)."""

@@ -1,27 +1,65 @@
-"""The ASGI app `huskies serve` runs: `/crdt-sync` for peers and `/health` for people."""
+"""The ASGI app `huskies serve` runs: the JSON API, the live event stream, and `/crdt-sync`.
+
+A router joins the app by being listed in ROUTERS; its routes reach the server's services
+through a `ServicesDep` parameter.
+"""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from typing import Any
 
-from huskies.services.node import Node
-from huskies.sync.transports import AcceptedTransport
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from huskies import __version__
+from huskies.web import api_agents, api_items, api_state, errors, events_ws
+from huskies.web.auth import RequireToken
+from huskies.web.services import Services
+from huskies.web.sync_ws import sync_route
+
+ROUTERS: tuple[APIRouter, ...] = (
+    api_items.router,
+    api_agents.router,
+    api_state.router,
+    events_ws.router,
+)
+
+DESCRIPTION = """\
+Work items, configuration and state of one huskies node. Errors are
+`{"error": {"message", "field"}}`. A server listening beyond loopback requires
+`Authorization: Bearer <token>` (the token is in `.huskies/access-token`). Live events:
+websocket `/api/events?kinds=item,item_removed`.
+"""
 
 
-def create_app(node: Node) -> Starlette:
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse(node.health())
+def create_app(services: Services, *, access_token: str | None = None) -> FastAPI:
+    """The app over `services`; with `access_token`, every route but `/crdt-sync` needs it."""
+    app = FastAPI(title="huskies", version=__version__, description=DESCRIPTION)
+    app.state.services = services
+    errors.install(app, [route for router in ROUTERS for route in router.routes])
+    for router in ROUTERS:
+        app.include_router(router)
+    app.router.routes.append(sync_route(services.node))
+    if access_token is not None:
+        app.add_middleware(RequireToken, token=access_token)
+    app.openapi = lambda: _schema(app)  # type: ignore[method-assign]
+    return app
 
-    async def crdt_sync(websocket: WebSocket) -> None:
-        await websocket.accept()
-        client = websocket.client
-        remote = f"{client.host}:{client.port}" if client else "unknown"
-        await node.accept(AcceptedTransport(websocket), remote)
 
-    return Starlette(
-        routes=[Route("/health", health), WebSocketRoute("/crdt-sync", crdt_sync)],
-    )
+def _schema(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, without the 422 it lists for every route with parameters: this API
+    answers a bad request with 400 and the error shape above."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,38 @@
+"""What the HTTP app works with: the server's services, built once by `huskies serve`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from huskies.project import Project
+from huskies.services.agents import Agents
+from huskies.services.events import EventHub
+from huskies.services.node import Node
+from huskies.services.settings import Settings
+from huskies.services.stories import Board
+from huskies.store import Replica
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    project: Project
+    settings: Settings
+    replica: Replica
+    board: Board
+    node: Node
+    hub: EventHub
+    agents: Agents | None = None
+    """The agents service (None only in tests of the API without agents)."""
+
+
+def get_services(connection: HTTPConnection) -> Services:
+    services: Services = connection.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+"""A route parameter typed `ServicesDep` receives the app's Services."""

@@ -1,0 +1,266 @@
+"""The agents service with real parts: SQLite replica, git worktrees, `command` agents as real
+process groups. Each test polls for what it expects with a deadline; nothing sleeps to wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from huskies.pipeline import (
+    Archived,
+    ArchiveReason,
+    Coding,
+    Done,
+    ExecutionState,
+    MergeSucceeded,
+    QaApproved,
+    Start,
+    Submit,
+)
+from huskies.pipeline.stages import StageName
+from huskies.pipeline.usage import read_usage
+from huskies.services.agents import AgentBusy, NoRun, NoSuchAgent
+from huskies.store.replica import wall_clock_ms
+
+from .agent_rig import COMMIT, agent_table, rig
+
+
+async def test_a_started_story_gets_a_coder_that_commits_on_its_branch(tmp_path: Path):
+    async with rig(tmp_path, agent_table("coder", COMMIT)) as r:
+        with r.hub.subscribe({"agent_output", "agent_state"}) as events:
+            item = await r.board.create("Add a greeting")
+            run = await r.agents.start(item.number)
+            assert run is not None
+            assert r.item(1).stage == Coding()
+            await r.until(
+                lambda: r.agents.execution_state(item.id) is ExecutionState.COMPLETED, "completed"
+            )
+            kinds = []
+            while not events.queue.empty():
+                kinds.append((await events.get()).kind)
+        assert r.git("log", "-1", "--format=%s", "feature/story-1") == "#1"
+        worktree = r.project.dir / "worktrees" / "1-add-a-greeting"
+        assert (worktree / "work-1.txt").read_text() == "Add a greeting\n"
+        assert r.git("log", "-1", "--format=%s", "main") == "start"  # base untouched
+        assert "agent_output" in kinds
+        assert "agent_state" in kinds
+        output = r.agents.output(1)
+        assert [e["event"] for e in output["events"]] == [{"type": "text", "text": "committed"}]
+        assert Path(output["log"]).read_text() == "committed\n"
+        records, problems = read_usage(r.replica.document)
+        assert problems == []
+        assert [(u.number, u.agent, u.outcome) for u in records] == [(1, "coder", "completed")]
+        # Completed here: auto-assign does not start it again.
+        await r.agents.assign_pass()
+        assert r.agents.runs()[0]["state"] == "completed"
+        assert len(r.agents.runs()) == 1
+
+
+async def test_the_worktree_is_reused_by_the_next_run(tmp_path: Path):
+    script = 'echo "run" >> runs.txt; git add -A; git commit -qm "run $(wc -l < runs.txt)"'
+    async with rig(tmp_path, agent_table("coder", script)) as r:
+        item = await r.board.create("Twice")
+        await r.agents.start(1)
+        await r.until(lambda: r.agents.execution_state(item.id) is ExecutionState.COMPLETED, "1")
+        await r.agents.start(1)
+        worktree = r.project.dir / "worktrees" / "1-twice"
+        await r.until(lambda: (worktree / "runs.txt").read_text() == "run\nrun\n", "second run")
+
+
+async def test_a_crash_counts_a_retry_and_max_retries_blocks_with_the_reason(tmp_path: Path):
+    async with rig(tmp_path, agent_table("coder", "echo failing; exit 3"), max_retries=3) as r:
+        item = await r.board.create("Doomed")
+        await r.agents.start(1)
+        await r.until(lambda: isinstance(r.item(1).stage, Archived), "blocked")
+        blocked = r.item(1)
+        assert isinstance(blocked.stage, Archived)
+        assert blocked.stage.reason is ArchiveReason.BLOCKED
+        assert blocked.blocked_reason is not None
+        assert blocked.blocked_reason.startswith("3 failed attempts; last: coder run ")
+        assert blocked.blocked_reason.endswith("the agent exited with status 3")
+        assert [run["outcome"] for run in r.agents.runs()] == ["crashed"] * 3
+        # Unblocking resets the count and lets auto-assign try again.
+        await r.board.unblock(1)
+        assert r.item(1).retries == 0
+        await r.until(lambda: len(r.agents.runs()) >= 4, "a fresh attempt")
+        assert r.agents.runs()[0]["item_id"] == item.id
+
+
+async def test_files_changed_but_not_committed_get_one_commit_only_respawn(tmp_path: Path):
+    script = (
+        'case "$HUSKIES_PROMPT" in *"committed nothing"*) git add -A; git commit -qm saved;;'
+        " *) echo draft > draft.txt;; esac"
+    )
+    async with rig(tmp_path, agent_table("coder", script)) as r:
+        item = await r.board.create("Forgetful")
+        await r.agents.start(1)
+        await r.until(
+            lambda: r.agents.execution_state(item.id) is ExecutionState.COMPLETED, "saved"
+        )
+        runs = list(reversed(r.agents.runs()))
+        assert [run["commit_only"] for run in runs] == [False, True]
+        assert r.item(1).retries == 0  # the respawn is not a retry
+        assert r.git("log", "-1", "--format=%s", "feature/story-1") == "saved"
+
+
+async def test_a_second_commit_only_failure_counts_as_a_retry(tmp_path: Path):
+    async with rig(tmp_path, agent_table("coder", "echo draft >> draft.txt"), max_retries=2) as r:
+        await r.board.create("Never commits")
+        await r.agents.start(1)
+        await r.until(lambda: isinstance(r.item(1).stage, Archived), "blocked")
+        runs = list(reversed(r.agents.runs()))
+        # First run: dirty → commit-only respawn; it fails → retry 1; the next run fails → 2.
+        assert [run["commit_only"] for run in runs] == [False, True, False]
+        assert "nothing was committed" in (r.item(1).blocked_reason or "")
+
+
+async def test_max_coders_holds_under_a_burst_of_ten_stories(tmp_path: Path):
+    release = tmp_path / "release"
+    wait = f"while [ ! -f {release} ]; do sleep 0.05; done; {COMMIT}"
+    toml = "".join(agent_table(f"coder-{n}", wait) for n in range(1, 6))
+    async with rig(tmp_path, toml, max_coders=3) as r:
+        items = [await r.board.create(f"Story {n}") for n in range(1, 11)]
+        most = 0
+
+        def running() -> int:
+            nonlocal most
+            count = sum(1 for run in r.agents.runs() if run["state"] == "running")
+            most = max(most, count)
+            return count
+
+        for item in items:
+            await r.agents.start(item.number)
+        await r.until(lambda: running() == 3, "three coders running")
+        release.write_text("go")
+        await r.until(
+            lambda: (
+                running() <= 3
+                and all(r.agents.execution_state(i.id) is ExecutionState.COMPLETED for i in items)
+            ),
+            "all ten completed",
+        )
+        assert most == 3
+        assert len(r.agents.runs()) == 10
+
+
+async def test_a_preferred_agent_is_used_and_an_unknown_one_refused(tmp_path: Path):
+    toml = agent_table("first", COMMIT) + agent_table("second", COMMIT)
+    async with rig(tmp_path, toml) as r:
+        await r.board.create("Picky")
+        with pytest.raises(NoSuchAgent, match="there is no agent 'third'"):
+            await r.agents.start(1, "third")
+        assert r.item(1).stage.name is StageName.BACKLOG  # nothing changed
+        run = await r.agents.start(1, "second")
+        assert run is not None
+        assert run.agent == "second"
+        assert r.item(1).agent == "second"
+
+
+async def test_a_backlog_item_is_promoted_when_its_dependencies_finish(tmp_path: Path):
+    # Only a qa agent: nothing runs, so the test sees promotion alone.
+    async with rig(tmp_path, agent_table("reviewer", COMMIT, stage="qa")) as r:
+        await r.board.create("First")
+        await r.board.create("Second", depends_on=[1])
+        await r.board.create("Gone")
+        await r.board.create("Third", depends_on=[1, 3])
+        await r.board.purge(3)
+        await r.agents.assign_pass()
+        assert r.item(2).stage.name is StageName.BACKLOG
+        for event in (
+            Start(),
+            Submit(),
+            QaApproved(wall_clock_ms(), "feature/story-1", 1),
+            MergeSucceeded(wall_clock_ms(), "abc123"),
+        ):
+            await r.board.apply(1, event)
+        assert isinstance(r.item(1).stage, Done)
+        await r.until(lambda: r.item(2).stage.name is StageName.CODING, "promoted")
+        assert r.item(4).stage.name is StageName.BACKLOG  # #3 was purged
+
+
+async def test_stop_kills_the_agent_and_holds_the_item(tmp_path: Path):
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pidfile}; echo started; wait"
+    async with rig(tmp_path, agent_table("coder", script)) as r:
+        item = await r.board.create("Long")
+        await r.agents.start(1)
+        await r.until(lambda: pidfile.exists() and pidfile.read_text().strip(), "child started")
+        end = await r.agents.stop(1)
+        assert end.outcome.value == "stopped"
+        child = int(pidfile.read_text())
+        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+        await r.agents.assign_pass()
+        assert r.agents.execution_state(item.id) is ExecutionState.IDLE
+        assert len(r.agents.runs()) == 1  # held: auto-assign leaves it alone
+        assert r.item(1).retries == 0
+        with pytest.raises(NoRun):
+            await r.agents.stop(1)
+
+
+async def test_starting_a_running_item_again_is_refused(tmp_path: Path):
+    release = tmp_path / "release"
+    async with rig(
+        tmp_path, agent_table("coder", f"while [ ! -f {release} ]; do sleep 0.05; done")
+    ) as r:
+        await r.board.create("Busy")
+        await r.agents.start(1)
+        with pytest.raises(AgentBusy, match="#1 already has coder running"):
+            await r.agents.start(1)
+        release.write_text("go")
+
+
+RATE_LIMITED_ONCE = """
+import json, pathlib, subprocess, sys, time
+marker = pathlib.Path(sys.argv[1])
+if not marker.exists():
+    marker.touch()
+    reset = int(time.time() * 1000) + 1000
+    print(json.dumps({"type": "rate_limit", "resets_at": reset, "message": "limit"}), flush=True)
+    time.sleep(300)
+subprocess.run(["sh", "-c", sys.argv[2]], check=True)
+"""
+
+
+async def test_a_rate_limit_waits_for_the_reset_and_resumes_in_the_same_worktree(tmp_path: Path):
+    script = tmp_path / "limited.py"
+    script.write_text(RATE_LIMITED_ONCE)
+    argv = [sys.executable, str(script), str(tmp_path / "limited-once"), COMMIT]
+    toml = agent_table("coder", "").replace(json.dumps(["sh", "-c", ""]), json.dumps(argv))
+    async with rig(tmp_path, toml) as r:
+        item = await r.board.create("Limited")
+        await r.agents.start(1)
+        await r.until(
+            lambda: r.agents.execution_state(item.id) is ExecutionState.RATE_LIMITED, "limited"
+        )
+        limited_at = wall_clock_ms()
+        await r.until(
+            lambda: r.agents.execution_state(item.id) is ExecutionState.COMPLETED, "resumed"
+        )
+        runs = list(reversed(r.agents.runs()))
+        assert [run["outcome"] for run in runs] == ["rate_limited", "completed"]
+        assert runs[1]["started_at"] >= runs[0]["ended_at"]
+        assert runs[1]["started_at"] >= limited_at - 1000
+        assert r.item(1).retries == 0
+        assert r.git("log", "-1", "--format=%s", "feature/story-1") == "#1"
+        assert runs[0]["worktree"] == runs[1]["worktree"]
+
+
+async def test_an_agent_that_cannot_start_costs_no_retry(tmp_path: Path):
+    toml = agent_table("coder", "").replace(
+        json.dumps(["sh", "-c", ""]), json.dumps([str(tmp_path / "missing-agent")])
+    )
+    async with rig(tmp_path, toml) as r:
+        await r.board.create("Unlucky")
+        run = await r.agents.start(1)
+        assert run is not None
+        assert run.end is not None
+        assert run.end.message.startswith("could not start: cannot start ")
+        assert "missing-agent" in run.end.message
+        await r.agents.assign_pass()
+        assert len(r.agents.runs()) == 1  # auto-assign waits before trying again
+        assert r.item(1).stage == Coding()
+        assert r.item(1).retries == 0

@@ -96,9 +96,15 @@ class Board:
         self._clock = clock
         self._agent_names = agent_names
         self._lock = asyncio.Lock()
+        self._cached: tuple[int, ItemsView] | None = None
 
     def view(self) -> ItemsView:
-        return project_items(read_items(self._replica.document))
+        """The projected board, kept until the document changes: projecting reads every item
+        (about 25 ms at 1,000 items), and most reads come between changes."""
+        count = self._replica.document.change_count
+        if self._cached is None or self._cached[0] != count:
+            self._cached = (count, project_items(read_items(self._replica.document)))
+        return self._cached[1]
 
     def listing(self, stage: StageName | None = None, include_archived: bool = False) -> Listing:
         """Items in `stage`, or else every item not archived (every item with

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from huskies.crdt import Json
@@ -61,14 +62,18 @@ async def list_items(
     include_archived: Annotated[
         bool, Query(alias="all", description="include archived items")
     ] = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Items by number: those in `stage`, or else all but the archived (all with `all`)."""
     listing = services.board.listing(stage, include_archived)
-    return {
-        "items": [item_to_json(item) for item in listing.items],
-        "errors": [dataclasses.asdict(error) for error in listing.errors],
-        "total": listing.total,
-    }
+    # Returned as a response, so FastAPI does not validate it against ItemList again: the items
+    # come from item_to_json, and re-validating 1,000 of them would double the request's time.
+    return JSONResponse(
+        {
+            "items": [item_to_json(item) for item in listing.items],
+            "errors": [dataclasses.asdict(error) for error in listing.errors],
+            "total": listing.total,
+        }
+    )
 
 
 @router.get("/{number}", response_model=Item)

@@ -156,3 +156,28 @@ def test_sync_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
     assert isinstance(figures["python"], str)
     assert figures["python"]
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
+
+
+def test_agents_bench_prints_the_agreed_keys():
+    result = run_bench(
+        BENCH.with_name("agents.py"),
+        *("--items", "20", "--starts", "3", "--requests", "5", "--idle-seconds", "0.5"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for name in (
+        "start_to_running_ms_p50",
+        "start_to_running_ms_p99",
+        "idle_cpu_percent",
+        "api_items_list_p99_ms",
+    ):
+        assert isinstance(figures[name], float | int), name
+    assert (figures["items"], figures["starts"]) == (20, 3)
+    assert figures["start_to_running_ms_p50"] > 0
+
+
+def test_agents_bench_refuses_more_starts_than_items():
+    result = run_bench(BENCH.with_name("agents.py"), "--items", "2", "--starts", "3")
+    assert result.returncode == 2
+    assert "--starts must not exceed --items" in result.stderr

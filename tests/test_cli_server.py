@@ -250,3 +250,31 @@ def test_the_token_is_printed_once_and_the_cli_sends_it(project: Path, servers):
     assert token not in rest
     assert "access token:" not in rest
     assert "requests need the access token in" in rest
+
+
+def test_serve_takes_the_project_from_an_option(project: Path, servers):
+    elsewhere = project.parent / "elsewhere"
+    elsewhere.mkdir()
+    server = Server(elsewhere, project.parent / "serve-elsewhere.log", "--project", str(project))
+    servers.append(server)
+    assert (project / ".huskies" / "server.port").read_text().strip() == str(server.port)
+    assert ok(project, "agent", "list") == "coder (coder, claude-code): idle\n"
+
+
+def test_agent_commands_need_a_server_and_name_their_errors(project: Path, servers):
+    alone = huskies(project, "agent", "list")
+    assert alone.code == 1
+    assert alone.err.startswith("error: no huskies server is running for this project")
+    start(servers, project)
+    ok(project, "story", "new", "Something")
+    missing = huskies(project, "agent", "start", "9")
+    assert (missing.code, missing.err) == (
+        1,
+        "error: there is no item #9; `huskies story list` shows them all\n",
+    )
+    unknown = huskies(project, "agent", "assign", "1", "robot")
+    assert unknown.code == 1
+    assert "there is no agent 'robot' in agents.toml (agents: coder)" in unknown.err
+    assert ok(project, "agent", "assign", "1", "coder") == "#1 will be worked on by coder.\n"
+    no_run = huskies(project, "agent", "output", "1")
+    assert (no_run.code, no_run.err) == (1, "error: #1 has not had an agent run on this node yet\n")

@@ -283,6 +283,12 @@ async def state_dump_command() -> None:
 @app.command()
 @_run
 async def serve(
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project", metavar="PATH", help="The project (default: the current directory)."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 3000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     join: Annotated[
@@ -309,7 +315,7 @@ async def serve(
     from huskies.server import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    project = find_project(Path.cwd())
+    project = find_project(project_dir or Path.cwd())
     try:
         await run_server(
             project,

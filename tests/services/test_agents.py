@@ -13,6 +13,7 @@ import pytest
 from huskies.pipeline import (
     Archived,
     ArchiveReason,
+    Claim,
     Coding,
     Done,
     ExecutionState,
@@ -264,3 +265,45 @@ async def test_an_agent_that_cannot_start_costs_no_retry(tmp_path: Path):
         assert len(r.agents.runs()) == 1  # auto-assign waits before trying again
         assert r.item(1).stage == Coding()
         assert r.item(1).retries == 0
+
+
+async def test_depending_on_an_archived_item_logs_a_warning(tmp_path: Path, caplog):
+    async with rig(tmp_path, agent_table("reviewer", COMMIT, stage="qa")) as r:
+        await r.board.create("Old")
+        await r.board.move(1, StageName.ARCHIVED)
+        with caplog.at_level("WARNING", logger="huskies.stories"):
+            await r.board.create("New", depends_on=[1])
+        assert "new item #2 depends on #1, which is already archived" in caplog.text
+        # Its dependency is finished, so it is promoted at once.
+        await r.until(lambda: r.item(2).stage.name is StageName.CODING, "promoted")
+
+
+async def test_a_running_agent_claims_its_item_and_another_nodes_claim_is_respected(
+    tmp_path: Path,
+):
+    release = tmp_path / "release"
+    waiting = f"while [ ! -f {release} ]; do sleep 0.05; done; {COMMIT}"
+    async with rig(tmp_path, agent_table("coder", waiting)) as r:
+        mine = await r.board.create("Mine")
+        await r.agents.start(1)
+        claim = r.item(1).claim
+        assert claim is not None
+        assert claim.node == r.replica.node_id
+        assert claim.expires_at > wall_clock_ms()
+        release.write_text("go")
+        await r.until(lambda: r.agents.execution_state(mine.id) is ExecutionState.COMPLETED, "1")
+        assert r.item(1).claim is None  # released when the run ended
+
+        # An item another node is working on is left alone, by auto-assign and by start.
+        theirs = await r.board.create("Theirs")
+        await r.board.set_claim(theirs.id, Claim("ab" * 32, wall_clock_ms() + 60_000))
+        await r.board.apply(2, Start())
+        await r.agents.assign_pass()
+        assert r.agents.execution_state(theirs.id) is ExecutionState.IDLE
+        with pytest.raises(AgentBusy, match="#2 is being worked on by node abababab"):
+            await r.agents.start(2)
+        # Once their claim has expired, this node may take the item over.
+        await r.board.set_claim(theirs.id, Claim("ab" * 32, wall_clock_ms() - 1))
+        await r.until(
+            lambda: r.agents.execution_state(theirs.id) is ExecutionState.COMPLETED, "taken over"
+        )

@@ -32,7 +32,7 @@ from huskies.agents.runtimes import RunContext, launch_spec
 from huskies.agents.supervisor import AgentProcess, Outcome, RunEnd, SpawnError, Stamped
 from huskies.config import AgentConfig
 from huskies.gitops import Git, GitError
-from huskies.pipeline import AttemptFailed, Block, Start, WorkItem
+from huskies.pipeline import AttemptFailed, Block, Claim, Start, WorkItem
 from huskies.pipeline.scheduling import Waiting, choose_agent, ready_to_promote, wants_coder
 from huskies.pipeline.stages import ExecutionState, StageName
 from huskies.pipeline.usage import UsageRecord, record_usage
@@ -49,6 +49,10 @@ HISTORY = 200
 """Ended runs kept in memory for `output` and the agents list (their logs stay on disk)."""
 
 DEFAULT_RATE_LIMIT_WAIT_S = 300
+
+CLAIM_TTL_S = 600
+"""A running agent's claim on its item lasts this long and is renewed at half of it, so other
+nodes leave the item alone while it runs and may take it over if this node vanishes."""
 
 LAUNCH_RETRY_S = 60
 """How long auto-assign waits before trying again an item whose agent could not start."""
@@ -190,6 +194,9 @@ class Agents:
         item = self._board.get(number)
         if item.id in self._active:
             raise AgentBusy(f"#{number} already has {self._active[item.id].agent} running")
+        if self._claimed_elsewhere(item):
+            assert item.claim is not None
+            raise AgentBusy(f"#{number} is being worked on by node {item.claim.node[:16]}…")
         if item.stage.name not in (StageName.BACKLOG, *AGENT_STAGE):
             raise AgentError(
                 f"#{number} is in {item.stage.name.value}; agents work on items in backlog, "
@@ -290,6 +297,7 @@ class Agents:
                 self._state.pop(item_id, None)
         view = self._board.view()
         await self._stop_moved(view)
+        await self._renew_claims(view)
         ready, waiting = ready_to_promote(view)
         for item in ready:
             with contextlib.suppress(StoryError):  # another node or person moved it first
@@ -305,10 +313,8 @@ class Agents:
             for item in wants_coder(view, skip):
                 if self._coders_running() >= config.max_coders:
                     break
-                if item.claim is not None and (
-                    item.claim.node != self._replica.node_id and item.claim.expires_at > now
-                ):
-                    continue  # another node is working on it
+                if self._claimed_elsewhere(item):
+                    continue
                 run = self._reserve(item, self._pick(item))
                 if run is not None:
                     launches.append((run, item))
@@ -386,6 +392,7 @@ class Agents:
             )
             if self._closing:
                 raise SpawnError("the server is shutting down")
+            await self._claim(run.item_id)
             run.process = AgentProcess(spec, self._log_path(run), self._on_event(run))
             await run.process.start()
         except (SpawnError, WorktreeError, GitError, OSError) as exc:
@@ -432,6 +439,7 @@ class Agents:
         self._history.append(run)
         try:
             await self._record_usage(run, end)
+            await self._board.set_claim(run.item_id, None)
             item = self._board.view().by_id(run.item_id)
             run.state = await self._decide(run, end, item) if item else ExecutionState.IDLE
             self._state.pop(run.item_id, None)
@@ -531,6 +539,27 @@ class Agents:
                 )
 
     # ---- helpers ----------------------------------------------------------------------------
+
+    def _claimed_elsewhere(self, item: WorkItem) -> bool:
+        claim = item.claim
+        return (
+            claim is not None
+            and claim.node != self._replica.node_id
+            and claim.expires_at > self._clock()
+        )
+
+    async def _claim(self, item_id: str) -> None:
+        claim = Claim(self._replica.node_id, self._clock() + CLAIM_TTL_S * 1000)
+        await self._board.set_claim(item_id, claim)
+
+    async def _renew_claims(self, view: ItemsView) -> None:
+        renew_before = self._clock() + CLAIM_TTL_S * 500
+        for run in list(self._active.values()):
+            item = view.by_id(run.item_id)
+            if item is None or run.state is not ExecutionState.RUNNING:
+                continue
+            if item.claim is None or item.claim.expires_at < renew_before:
+                await self._claim(run.item_id)
 
     def _coders_running(self) -> int:
         return sum(1 for run in self._active.values() if run.stage is StageName.CODING)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from huskies.crdt import Json
 from huskies.pipeline import (
+    Claim,
     IllegalTransition,
     ItemError,
     ItemKind,
@@ -35,6 +37,8 @@ from huskies.pipeline.stages import StageName
 from huskies.pipeline.updates import apply_event
 from huskies.pipeline.view import ItemsView, next_number, project_items, renumbering
 from huskies.store import Replica
+
+log = logging.getLogger("huskies.stories")
 
 MAX_TITLE = 200
 
@@ -137,10 +141,21 @@ class Board:
         async with self._lock:
             view = self.view()
             deps = tuple(dict.fromkeys(depends_on))
+            archived = []
             for dep in deps:
-                if view.by_number(dep) is None:
+                found = view.by_number(dep)
+                if found is None:
                     raise BadField("depends_on", f"there is no item #{dep} to depend on")
+                if found.stage.name is StageName.ARCHIVED:
+                    archived.append(found)
             number = next_number(view)
+            for dep_item in archived:
+                # Allowed (the item is then ready at once), but often a mistake: say so.
+                log.warning(
+                    "new item #%s depends on #%s, which is already archived",
+                    number,
+                    dep_item.number,
+                )
             tx = self._replica.transaction()
             element = create_item(
                 tx,
@@ -221,6 +236,26 @@ class Board:
             set_fields(tx, parse_item_key(item.id), {"agent": agent}, at)
             await self._replica.change(tx)
             return dataclasses.replace(item, agent=agent, updated_at=at)
+
+    async def set_claim(self, item_id: str, claim: Claim | None) -> bool:
+        """Record (or clear) which node works on the item, by its id (a number can change
+        while an agent runs). False if the item is gone."""
+        async with self._lock:
+            item = self.view().by_id(item_id)
+            if item is None:
+                return False
+            stored: Json = (
+                None
+                if claim is None
+                else {
+                    "node": claim.node,
+                    "expires_at": claim.expires_at,
+                }
+            )
+            tx = self._replica.transaction()
+            set_fields(tx, parse_item_key(item_id), {"claim": stored}, self._clock())
+            await self._replica.change(tx)
+            return True
 
     async def purge(self, number: int) -> WorkItem:
         """Delete an item for good: it never returns, even when older edits to it arrive."""

@@ -96,13 +96,23 @@ def comment_above_each_key(template: str) -> None:
 
 def test_templates_spell_out_every_key_with_a_comment():
     project = tomllib.loads(PROJECT_TOML_TEMPLATE)
-    assert set(project) == set(ProjectConfig.model_fields)
+    # Components are an example, commented out (a project has none until it says what to run).
+    assert set(project) == set(ProjectConfig.model_fields) - {"components"}
     assert set(project["store"]) == set(StoreConfig.model_fields)
     assert set(project["sync"]) == set(SyncConfig.model_fields)
     [coder] = tomllib.loads(AGENTS_TOML_TEMPLATE)["agent"]
     assert set(coder) == set(AgentConfig.model_fields) - {"argv"}
     comment_above_each_key(PROJECT_TOML_TEMPLATE)
     comment_above_each_key(AGENTS_TOML_TEMPLATE)
+
+
+def test_the_commented_component_in_the_template_is_valid(tmp_path):
+    example = PROJECT_TOML_TEMPLATE[PROJECT_TOML_TEMPLATE.index("# [[component]]") :]
+    uncommented = "\n".join(line.removeprefix("# ") for line in example.splitlines())
+    config = load_project_config(write(tmp_path, "project.toml", uncommented + "\n"))
+    (app,) = config.components
+    assert (app.name, app.path, set(app.gates)) == ("app", ".", {"test", "lint"})
+    assert app.gates["test"].timeout_secs == 600
 
 
 def test_the_commented_command_agent_in_the_template_is_valid(tmp_path):
@@ -241,9 +251,27 @@ def test_a_failed_load_writes_nothing(tmp_path):
         (
             "foo = 1\n",
             "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', "
-            "'max_coders', 'max_retries', 'store', 'sync'",
+            "'max_coders', 'max_retries', 'archive_after', 'component', 'store', 'sync'",
         ),
         ("max_coders = 0\n", "max_coders: got 0; allowed: greater than 0"),
+        (
+            'archive_after = "4 hours"\n',
+            "archive_after: got '4 hours'; allowed: a duration such as '90s', '30m', '4h' or '2d'",
+        ),
+        (
+            '[[component]]\nname = "a"\npath = "../x"\n',
+            "component[0] (\"a\").path: got '../x'; allowed: a path inside the repository, "
+            "relative to its top level, such as '.' or 'backend'",
+        ),
+        (
+            '[[component]]\nname = "a"\n[[component]]\nname = "a"\n',
+            'component[1] ("a").name: duplicate name "a"; component[0] already has it',
+        ),
+        (
+            '[[component]]\nname = "a"\n[component.gates.test]\ncommand = ""\n',
+            "component[0] (\"a\").gates.test.command: got ''; allowed: a shell command such "
+            "as 'pytest -q'",
+        ),
         ("base_branch = 5\n", "base_branch: got 5; expected a string"),
         ('default_qa = "robot"\n', "default_qa: got 'robot'; allowed: 'server', 'agent', 'human'"),
         ("default_qa = true\n", "default_qa: got true; allowed: 'server', 'agent', 'human'"),

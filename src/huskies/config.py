@@ -58,6 +58,9 @@ max_coders = 3
 # it is blocked and waits for a person (`huskies unblock N`).
 max_retries = 3
 
+# Done items are archived (as completed) this long after their merge: 90s, 30m, 4h, 2d.
+archive_after = "4h"
+
 [store]
 # SQLite durability: "normal" (fast; a power cut may lose the last few changes, a crash
 # of huskies loses none) or "full" (every commit is synced to disk; slower).
@@ -81,6 +84,27 @@ ping_interval_secs = 30
 
 # ...and drop it after this many seconds of silence.
 ping_timeout_secs = 60
+
+# Quality gates. huskies runs them itself when a coder finishes, and again on the squashed
+# result before it merges; it never takes an agent's word that they pass. Each [[component]]
+# is a part of the repository: `path` (relative to the top level) is where its commands run,
+# `setup` runs before the gates, `teardown` after them, and each gate is a shell command with
+# a timeout. To use it, remove the leading "# " from the lines below.
+#
+# [[component]]
+# name = "app"
+# path = "."
+# setup = ["python -m pip install -q -e ."]
+# teardown = []
+# setup_timeout_secs = 900
+#
+# [component.gates.test]
+# command = "python -m pytest -q"
+# timeout_secs = 600
+#
+# [component.gates.lint]
+# command = "ruff check ."
+# timeout_secs = 120
 """
 
 AGENTS_TOML_TEMPLATE = """\
@@ -210,6 +234,60 @@ class SyncConfig(_Model):
         return keys
 
 
+DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
+DURATION_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """Milliseconds in a checked duration such as "90s", "30m", "4h" or "2d"."""
+    match = DURATION.match(text)
+    assert match is not None, f"unchecked duration {text!r}"
+    return int(match.group(1)) * DURATION_MS[match.group(2)]
+
+
+class GateConfig(_Model):
+    """One quality gate: a shell command run in the component's directory."""
+
+    command: StrictStr
+    timeout_secs: StrictInt = Field(default=600, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise _Invalid("got ''; allowed: a shell command such as 'pytest -q'")
+        return value
+
+
+class ComponentConfig(_Model):
+    """One `[[component]]` of project.toml: a part of the repository with its own gates."""
+
+    name: StrictStr
+    path: StrictStr = "."
+    setup: tuple[StrictStr, ...] = ()
+    teardown: tuple[StrictStr, ...] = ()
+    setup_timeout_secs: StrictInt = Field(default=900, gt=0)
+    gates: dict[StrictStr, GateConfig] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise _Invalid(f"got {value!r}; allowed: a name that is not empty")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repository(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value or Path(value).is_absolute() or ".." in parts:
+            raise _Invalid(
+                f"got {value!r}; allowed: a path inside the repository, relative to its top "
+                "level, such as '.' or 'backend'"
+            )
+        return value
+
+
 class ProjectConfig(_Model):
     """project.toml."""
 
@@ -218,8 +296,33 @@ class ProjectConfig(_Model):
     timezone: StrictStr = "UTC"
     max_coders: StrictInt = Field(default=3, gt=0)
     max_retries: StrictInt = Field(default=3, gt=0)
+    archive_after: StrictStr = "4h"
+    components: tuple[ComponentConfig, ...] = Field(default=(), alias="component")
     store: StoreConfig = Field(default_factory=StoreConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+
+    @field_validator("archive_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if DURATION.match(value) is None:
+            raise _Invalid(f"got {value!r}; allowed: a duration such as '90s', '30m', '4h' or '2d'")
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _unique_components(
+        cls, components: tuple[ComponentConfig, ...]
+    ) -> tuple[ComponentConfig, ...]:
+        first: dict[str, int] = {}
+        for index, component in enumerate(components):
+            if component.name in first:
+                raise _Invalid(
+                    f"duplicate name {json.dumps(component.name)}; "
+                    f"component[{first[component.name]}] already has it",
+                    at=(index, "name"),
+                )
+            first[component.name] = index
+        return components
 
     @field_validator("timezone")
     @classmethod

@@ -32,12 +32,3 @@ def test_unknown_command_fails_with_a_message():
     result = run("no-such-command")
     assert result.returncode != 0
     assert "No such command" in result.stderr
-
-
-def test_demo_runs_offline_and_reports_success():
-    result = run("demo")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "converge:" in result.stdout
-    assert result.stdout.count("rejected (") == 3
-    assert "nothing was stored: yes" in result.stdout
-    assert "All checks passed." in result.stdout

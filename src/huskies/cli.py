@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from huskies import __version__
 from huskies.board_access import BoardAccess, open_board
 from huskies.client import ApiClient, ApiError, connect
 from huskies.config import ConfigError, ProjectConfig
+from huskies.gate_access import item_gate_reports, report_text
 from huskies.pipeline import ItemKind, QaMode
 from huskies.pipeline.stages import StageName
 from huskies.project import ProjectError, find_project, init_project
@@ -139,12 +141,41 @@ async def _settled(board: BoardAccess) -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Show the replicated document at work: two nodes converge, forgeries are refused."""
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            metavar="PATH",
+            help="Where to make the sample project: a new or empty directory "
+            "(default: a new one in the temporary directory).",
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="No live view: print plain lines, stop when every item is done (exit 0) or "
+            "the time is up (exit 1, saying what is stuck).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for every item to be done.")
+    ] = 300.0,
+) -> None:
+    """Run the whole pipeline on a sample project, offline: scripted agents code four items,
+    huskies runs the tests as its quality gates, retries a failure and merges the work."""
+    # Imported here: the demo needs the web stack, and every other command starts faster
+    # without it.
     from huskies.demo import run_demo
+    from huskies.demo_project import DemoError
+    from huskies.server import ServeError
 
-    if not run_demo(typer.echo):
-        raise typer.Exit(1)
+    try:
+        status = run_demo(directory, once=once, timeout_s=timeout, console=out)
+    except (DemoError, ServeError, *USER_ERRORS) as exc:
+        _fail(exc)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -459,6 +490,43 @@ async def agent_output(
     out.print(f"full log: {answer['log']}", markup=False)
 
 
+@app.command()
+@_run
+async def approve(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Approve an item in qa: it goes on to merge (a spike: to done)."""
+    async with _server() as (_, client):
+        answer = await client.call("POST", f"/api/items/{number}/approve")
+    out.print(f"Approved #{number}; it is now in {answer['stage']['name']}.", markup=False)
+
+
+@app.command()
+@_run
+async def reject(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    reason: Annotated[str, typer.Option(help="What the coder must fix (goes into its prompt).")],
+) -> None:
+    """Send an item in qa back to coding, with the reason."""
+    async with _server() as (_, client):
+        await client.call("POST", f"/api/items/{number}/reject", json={"reason": reason})
+    out.print(f"Rejected #{number}; it is back in coding.", markup=False)
+
+
+@app.command()
+@_run
+async def gates(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Show the latest quality-gate report of an item: each step, how it ended, the end of
+    failing output, and the full log's path."""
+    project = find_project(Path.cwd())
+    config = project.config()
+    reports, problems = await item_gate_reports(project, config, number)
+    for problem in problems:
+        err.print(f"warning: {problem}", markup=False)
+    if not reports:
+        out.print(f"#{number} has no gate report yet.")
+        return
+    out.print(report_text(reports[0], ZoneInfo(config.timezone)), markup=False)
+
+
 @worktree_app.command("list")
 @_run
 async def worktree_list() -> None:
@@ -485,6 +553,58 @@ async def worktree_remove(
         number, force=force
     )
     out.print(f"Removed the worktree of #{number}." if removed else f"#{number} has no worktree.")
+
+
+class _TimerGroup(TyperGroup):
+    """`huskies timer N HH:MM` is short for `huskies timer set N HH:MM`: a group's first
+    argument names a subcommand, so a number there is taken to mean `set`."""
+
+    # Any: typer's own click types are private to it.
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0].isdecimal():
+            args = ["set", *args]
+        return super().resolve_command(ctx, args)
+
+
+timer_app = typer.Typer(
+    cls=_TimerGroup,
+    help="Start an item's agent at a time of day: `huskies timer N HH:MM`, `huskies timer "
+    "list`, `huskies timer cancel N`. Timers fire inside the running server.",
+)
+app.add_typer(timer_app, name="timer", no_args_is_help=True)
+
+
+@timer_app.command("set")
+@_run
+async def timer_set(
+    number: Annotated[int, typer.Argument(help="The item's number.")],
+    at: Annotated[str, typer.Argument(metavar="HH:MM", help="A time of day (24-hour clock).")],
+) -> None:
+    """Start the item's agent once, at the next HH:MM in the project's time zone."""
+    async with _server() as (_, client):
+        answer = await client.call("POST", f"/api/items/{number}/timer", json={"at": at})
+    out.print(f"#{number} will start at {answer['local']}.", markup=False)
+
+
+@timer_app.command("list")
+@_run
+async def timer_list() -> None:
+    """The timers of the running server, soonest first."""
+    async with _server() as (_, client):
+        answer = await client.call("GET", "/api/timers")
+    if not answer["timers"]:
+        out.print("No timers.")
+    for timer in answer["timers"]:
+        out.print(f"#{timer['number']}  {timer['local']}", markup=False)
+
+
+@timer_app.command("cancel")
+@_run
+async def timer_cancel(number: Annotated[int, typer.Argument(help="The item's number.")]) -> None:
+    """Cancel the item's timer."""
+    async with _server() as (_, client):
+        answer = await client.call("DELETE", f"/api/items/{number}/timer")
+    out.print(answer["message"], markup=False)
 
 
 def _read_body(path: Path) -> str:

@@ -14,6 +14,7 @@ import errno
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -24,14 +25,23 @@ from typing import Any
 import uvicorn
 
 from huskies.config import ProjectConfig
+from huskies.pipeline import WorkItem
+from huskies.pipeline.gates import failure_summary
+from huskies.processes import GroupLedger
 from huskies.project import Project
 from huskies.services.access_token import ensure_token, is_loopback, token_path
 from huskies.services.agents import Agents
+from huskies.services.archiver import Archiver
 from huskies.services.events import EventHub
+from huskies.services.gates import Gates
 from huskies.services.item_events import publish_item_events
+from huskies.services.merge import RETRY_AFTER_S, GateVerdict, MergeQueue, MergeWorkspace
 from huskies.services.node import Node, configured_keys
+from huskies.services.notifications import Notifier
+from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
+from huskies.services.timers import Timers
 from huskies.services.worktrees import Worktrees
 from huskies.store import Replica, Synchronous
 from huskies.store.replica import wall_clock_ms
@@ -148,6 +158,7 @@ async def running(
     heartbeat_s: float = 30.0,
     require_token: bool = False,
     verify_processes: int = VERIFY_PROCESSES,
+    merge_retry_s: float = RETRY_AFTER_S,
 ) -> AsyncIterator[Running]:
     """Serve until the block ends. The token is required beyond loopback, or if asked for."""
     if join is not None:
@@ -179,17 +190,12 @@ async def running(
         hub = EventHub()
         agent_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         agent_url = f"http://{f'[{agent_host}]' if ':' in agent_host else agent_host}:{bound}"
-        agents = Agents(
-            settings=settings,
-            replica=replica,
-            board=board,
-            worktrees=Worktrees(project.root, config.base_branch),
-            hub=hub,
-            runs_dir=project.dir / "runs",
-            server_url=lambda: agent_url,
-            clock=wall_clock_ms,
-        )
-        services = Services(project, settings, replica, board, node, hub, agents)
+        # Agents and gates a crashed predecessor left running would work on beside the ones
+        # about to be re-queued: end them first.
+        for pgid in await GroupLedger(project.dir / "runs" / "live").end_leftovers():
+            log.warning("ended process group %s left running by an earlier server", pgid)
+        pipeline = _pipeline(project, settings, replica, board, node, hub, agent_url, merge_retry_s)
+        services = pipeline.services
         server = _Server(
             uvicorn.Config(
                 create_app(services, access_token=token),
@@ -204,7 +210,7 @@ async def running(
             http = group.create_task(server.serve(sockets=[sock]), name="http")
             loops = [
                 group.create_task(_logged(name, loop), name=name)
-                for name, loop in _loops(services, config, join, heartbeat_s).items()
+                for name, loop in _loops(pipeline, config, join, heartbeat_s).items()
             ]
             handle = Running(
                 services, host, bound, token_required, token if made else None, server, http
@@ -216,18 +222,114 @@ async def running(
                 await http
                 for task in loops:
                     task.cancel()
-                await agents.close()  # no agent outlives the server
+                await pipeline.agents.close()  # no agent outlives the server
+                pipeline.notifier.flush()
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    """The services that move items along, and what the web app sees of them."""
+
+    services: Services
+    agents: Agents
+    merge: MergeQueue
+    timers: Timers
+    archiver: Archiver
+    notifier: Notifier
+
+
+def _pipeline(
+    project: Project,
+    settings: Settings,
+    replica: Replica,
+    board: Board,
+    node: Node,
+    hub: EventHub,
+    agent_url: str,
+    merge_retry_s: float,
+) -> _Pipeline:
+    clock = wall_clock_ms
+    notifier = Notifier(hub)
+    ledger = GroupLedger(project.dir / "runs" / "live")
+    worktrees = Worktrees(project.root, settings.config.base_branch)
+    gates = Gates(settings, replica, project.dir / "runs" / "gates", clock, ledger=ledger)
+
+    async def check(item: WorkItem, directory: Path, where: str) -> tuple[bool, str]:
+        report = await gates.check(item, directory, where)
+        return report.passed, failure_summary(report)
+
+    async def check_merge(item: WorkItem, directory: Path) -> GateVerdict:
+        passed, summary = await check(item, directory, "merge")
+        return GateVerdict(passed, summary)
+
+    agents: Agents | None = None
+
+    def remember(item: WorkItem, text: str) -> None:
+        if agents is not None:
+            agents.remember_feedback(item, text)
+
+    review = Review(board, worktrees, settings, clock, on_reject=remember)
+    agents = Agents(
+        settings=settings,
+        replica=replica,
+        board=board,
+        worktrees=worktrees,
+        hub=hub,
+        runs_dir=project.dir / "runs",
+        server_url=lambda: agent_url,
+        clock=clock,
+        gates=check,
+        review=review,
+        notify=notifier,
+        ledger=ledger,
+    )
+    merge = MergeQueue(
+        settings=settings,
+        replica=replica,
+        board=board,
+        workspace=MergeWorkspace(worktrees),
+        gates=check_merge,
+        mergemaster=agents.run_mergemaster,
+        boot_id=secrets.token_hex(8),
+        clock=clock,
+        notify=lambda kind, item, message: notifier.notify(kind, message, number=item.number),
+        retry_after_s=merge_retry_s,
+    )
+
+    async def fire(number: int) -> None:
+        await agents.start(number)
+
+    timers = Timers(replica, board, settings, clock, fire, notify=notifier)
+    services = Services(
+        project,
+        settings,
+        replica,
+        board,
+        node,
+        hub,
+        agents,
+        review=review,
+        timers=timers,
+        notifier=notifier,
+        gates=gates,
+    )
+    return _Pipeline(services, agents, merge, timers, Archiver(board, settings, clock), notifier)
 
 
 def _loops(
-    services: Services, config: ProjectConfig, join: str | None, heartbeat_s: float
+    pipeline: _Pipeline, config: ProjectConfig, join: str | None, heartbeat_s: float
 ) -> dict[str, Coroutine[Any, Any, None]]:
     """The server's background loops by name; each runs for the server's life."""
+    services = pipeline.services
     node = services.node
     return {
         "presence": node.heartbeat(heartbeat_s),
         "item events": publish_item_events(services.replica, services.board, services.hub),
-        **({"auto-assign": services.agents.run_forever()} if services.agents else {}),
+        "auto-assign": pipeline.agents.run_forever(),
+        "merge queue": pipeline.merge.run_forever(),
+        "timers": pipeline.timers.run_forever(),
+        "archiver": pipeline.archiver.run_forever(),
+        "notifications": pipeline.notifier.watch_items(services.board),
         **{f"dial {url}": node.dial_forever(url, join) for url in config.sync.rendezvous},
     }
 

@@ -19,6 +19,9 @@ from huskies.server import Running, running
 
 DEADLINE_S = 10.0
 
+SERVER_SUBSCRIBERS = 1
+"""The server's own subscriptions to its event hub (the notifier's watch of item events)."""
+
 
 def make_project(root: Path) -> Project:
     root.mkdir(parents=True)
@@ -52,6 +55,8 @@ async def served(
     ) as server:
         replica = server.services.replica
         await until(lambda: replica.document.change_count > 0, "the first presence change")
+        hub = server.services.hub
+        await until(lambda: hub.subscribers == SERVER_SUBSCRIBERS, "the server's own listeners")
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=DEADLINE_S

@@ -17,7 +17,7 @@ from huskies.project import Project
 from huskies.services.stories import Board
 from huskies.store import Replica
 
-from .support import DEADLINE_S, make_project, served, until
+from .support import DEADLINE_S, SERVER_SUBSCRIBERS, make_project, served, until
 
 
 @pytest.fixture
@@ -35,7 +35,8 @@ async def next_event(stream: ClientConnection) -> dict[str, Any]:
 
 async def subscribers(server: Any, count: int) -> None:
     """Until `count` streams are subscribed: an event published before is not theirs."""
-    await until(lambda: server.services.hub.subscribers == count, f"{count} subscribers")
+    total = count + SERVER_SUBSCRIBERS
+    await until(lambda: server.services.hub.subscribers == total, f"{count} subscribers")
 
 
 async def test_an_api_change_arrives_as_an_item_event(project: Project):
@@ -91,7 +92,7 @@ async def test_an_empty_kinds_filter_is_refused(project: Project):
         response = refused.value.response
         assert response.status_code == 400
         assert json.loads(response.body)["error"]["field"] == "query.kinds"
-        assert server.services.hub.subscribers == 0
+        assert server.services.hub.subscribers == SERVER_SUBSCRIBERS
 
 
 async def test_a_closed_stream_unsubscribes(project: Project):

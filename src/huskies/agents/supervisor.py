@@ -23,9 +23,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-import psutil
-
 from huskies.agents.events import AgentEvent, RateLimit, Result
+from huskies.processes import GroupLedger, end_group, exit_status, leader_exited
 
 log = logging.getLogger("huskies.agents")
 
@@ -85,6 +84,8 @@ class AgentProcess:
     spec: LaunchSpec
     log_path: Path
     on_event: Callable[[Stamped], None] = lambda _: None
+    ledger: GroupLedger | None = None
+    """Where the run's process group is recorded while it lives (see GroupLedger)."""
     events: deque[Stamped] = field(default_factory=lambda: deque(maxlen=BUFFER_EVENTS))
     pid: int | None = None
     _process: asyncio.subprocess.Process | None = None
@@ -112,6 +113,8 @@ class AgentProcess:
         except OSError as exc:
             raise SpawnError(f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}") from None
         self.pid = self._process.pid
+        if self.ledger is not None:
+            self.ledger.add(self.pid)
         self._last_output = time.monotonic()
         self._done = asyncio.get_running_loop().create_future()
         asyncio.create_task(self._watch(), name=f"agent pid {self.pid}")  # noqa: RUF006
@@ -138,15 +141,17 @@ class AgentProcess:
         try:
             with self.log_path.open("ab") as log_file:
                 reader = asyncio.create_task(self._read(log_file))
-                await self._leader_exited()
+                await leader_exited(self._process.pid)
                 # Children left in the group may hold the output pipe open: end them, then
                 # read what is left. One that escaped the group is not waited for.
-                await self._kill_group()
+                await end_group(self._process.pid, KILL_GRACE_S)
+                if self.ledger is not None:
+                    self.ledger.remove(self._process.pid)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(KILL_GRACE_S):
                         await asyncio.shield(reader)
                 reader.cancel()
-            self._done.set_result(self._end(await self._exit_status()))
+            self._done.set_result(self._end(await exit_status(self._process)))
         except BaseException as exc:  # never leave a waiter hanging, even on cancellation
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)
@@ -159,35 +164,6 @@ class AgentProcess:
             log.exception("supervising pid %s failed", self.pid)
         finally:
             watchdog.cancel()
-
-    async def _leader_exited(self) -> None:
-        """Wait for the agent's own process to end. Not `Process.wait()`: on Python 3.11 that
-        also waits for the output pipe to close, which a child left running can hold open."""
-        assert self.pid is not None
-        loop = asyncio.get_running_loop()
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            return  # already gone
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(pidfd, readable)
-        try:
-            await exited
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-
-    async def _exit_status(self) -> int:
-        """The exit status, which asyncio learns from its child watcher just after the exit."""
-        assert self._process is not None
-        while self._process.returncode is None:
-            await asyncio.sleep(0.01)
-        return self._process.returncode
 
     async def _read(self, log_file: BinaryIO) -> None:
         assert self._process is not None
@@ -236,18 +212,6 @@ class AgentProcess:
                 return
             await asyncio.sleep(timeout - silent)
 
-    async def _kill_group(self) -> None:
-        """Kill what is left of the group: children the agent left running, or all of it
-        when it ignored SIGTERM."""
-        assert self.pid is not None
-        if not _group_alive(self.pid):
-            return
-        self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE_S
-        while _group_alive(self.pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        self._signal_group(signal.SIGKILL)
-
     def _signal_group(self, sig: signal.Signals) -> None:
         assert self.pid is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -273,14 +237,3 @@ class AgentProcess:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             return RunEnd(Outcome.CRASHED, code, f"the agent {how}", result, limit)
         return RunEnd(Outcome.COMPLETED, code, "the agent finished", result, limit)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is still in the group."""
-    for process in psutil.process_iter(["status"]):
-        with contextlib.suppress(psutil.Error, OSError):
-            if process.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if os.getpgid(process.pid) == pgid:
-                return True
-    return False

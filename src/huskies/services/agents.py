@@ -22,22 +22,34 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huskies.agents.events import RateLimit, event_to_json
-from huskies.agents.runtimes import RunContext, launch_spec
+from huskies.agents.events import RateLimit, Text, event_to_json
+from huskies.agents.runtimes import RunContext, fill, launch_spec
 from huskies.agents.supervisor import AgentProcess, Outcome, RunEnd, SpawnError, Stamped
 from huskies.config import AgentConfig
 from huskies.gitops import Git, GitError
-from huskies.pipeline import AttemptFailed, Block, Claim, Start, WorkItem
+from huskies.pipeline import (
+    AttemptFailed,
+    Block,
+    Claim,
+    GatesFailed,
+    GatesPassed,
+    QaMode,
+    Start,
+    WorkItem,
+)
 from huskies.pipeline.scheduling import Waiting, choose_agent, ready_to_promote, wants_coder
 from huskies.pipeline.stages import ExecutionState, StageName
 from huskies.pipeline.usage import UsageRecord, record_usage
 from huskies.pipeline.view import ItemsView
+from huskies.processes import GroupLedger
 from huskies.services.events import EventHub
+from huskies.services.notifications import Notify, blocked_message
+from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board, StoryError
 from huskies.services.worktrees import WorktreeError, Worktrees
@@ -54,6 +66,9 @@ CLAIM_TTL_S = 600
 """A running agent's claim on its item lasts this long and is renewed at half of it, so other
 nodes leave the item alone while it runs and may take it over if this node vanishes."""
 
+CLOSE_GRACE_S = 5.0
+"""At shutdown, how long ends already being recorded get before they are cancelled."""
+
 LAUNCH_RETRY_S = 60
 """How long auto-assign waits before trying again an item whose agent could not start."""
 """How long to wait out a rate limit whose reset time the runtime did not say."""
@@ -66,6 +81,11 @@ COMMIT_ONLY_PROMPT = (
     "`git status` and `git diff`, then commit the work that belongs to story {number} "
     '("{title}") to branch {branch} with a message that says what it does.'
 )
+
+
+GateCheck = Callable[[WorkItem, Path, str], Awaitable[tuple[bool, str]]]
+"""Runs the project's gates for an item in a directory ("worktree" or "merge"): (passed,
+summary of what failed)."""
 
 
 class AgentError(Exception):
@@ -135,8 +155,17 @@ class Agents:
         runs_dir: Path,
         server_url: Callable[[], str],
         clock: Callable[[], int],
+        gates: GateCheck | None = None,
+        review: Review | None = None,
+        notify: Notify | None = None,
+        ledger: GroupLedger | None = None,
     ) -> None:
+        self._ledger = ledger
         self._settings = settings
+        self._notifier = notify
+        self._gates = gates
+        self._review = review
+        self._feedback: dict[str, str] = {}
         self._replica = replica
         self._board = board
         self._worktrees = worktrees
@@ -146,7 +175,9 @@ class Agents:
         self._clock = clock
         self._active: dict[str, Run] = {}  # by item id
         self._history: deque[Run] = deque(maxlen=HISTORY)
-        self._state: dict[str, ExecutionState] = {}  # after a run: completed / rate limited
+        # After a run: completed / rate limited, and the stage that holds for (a completed
+        # coder says nothing about the item once it has moved on to qa).
+        self._state: dict[str, tuple[StageName, ExecutionState]] = {}
         self._held: set[str] = set()
         self._deciding: set[str] = set()
         self._resume_at: dict[str, int] = {}
@@ -182,7 +213,7 @@ class Agents:
         run = self._active.get(item_id)
         if run is not None:
             return run.state
-        return self._state.get(item_id, ExecutionState.IDLE)
+        return self._state.get(item_id, (StageName.CODING, ExecutionState.IDLE))[1]
 
     def token_for(self, token: str) -> Run | None:
         """The running run that `token` belongs to (the MCP server binds tools with it)."""
@@ -308,7 +339,12 @@ class Agents:
             view = self._board.view()
         launches: list[tuple[Run, WorkItem]] = []
         async with self._lock:
-            skip = set(self._active) | self._held | set(self._state) | self._deciding
+            done_here = {
+                item_id
+                for item_id, (stage, _) in self._state.items()
+                if (current := view.by_id(item_id)) is not None and current.stage.name is stage
+            }
+            skip = set(self._active) | self._held | done_here | self._deciding
             skip |= set(self._resume_at)  # rate limited, or could not start: not yet
             for item in wants_coder(view, skip):
                 if self._coders_running() >= config.max_coders:
@@ -318,6 +354,24 @@ class Agents:
                 run = self._reserve(item, self._pick(item))
                 if run is not None:
                     launches.append((run, item))
+            reviews = [
+                item
+                for item in view.items
+                if item.stage.name is StageName.QA
+                and item.id not in skip
+                and not self._claimed_elsewhere(item)
+            ]
+            server_approvals = []
+            for item in reviews:
+                mode = self._review.mode(item) if self._review else QaMode.HUMAN
+                if mode is QaMode.SERVER:
+                    server_approvals.append(item)
+                elif mode is QaMode.AGENT:
+                    run = self._reserve(item, self._pick(item))
+                    if run is not None:
+                        launches.append((run, item))
+        for item in server_approvals:
+            await self._server_review(item)
         await asyncio.gather(*(self._launch(run, item) for run, item in launches))
 
     async def close(self) -> None:
@@ -327,6 +381,12 @@ class Agents:
         await asyncio.gather(
             *(process.stop(Outcome.STOPPED, "the server shut down") for process in runs)
         )
+        # Ends being recorded finish; a gate check still running is cancelled (its processes
+        # are killed) and runs again after the restart, when the coder is re-queued.
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_GRACE_S)
+        for task in self._tasks:
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -360,7 +420,11 @@ class Agents:
         self._active[item.id] = run
         return run
 
-    async def _launch(self, run: Run, item: WorkItem) -> None:
+    async def _launch(
+        self, run: Run, item: WorkItem, directory: Path | None = None, task: str | None = None
+    ) -> None:
+        """Start `run` on `item` in its worktree (or in `directory`, with `task` as the whole
+        prompt: a mergemaster in the merge workspace)."""
         agent = self._settings.agent(run.agent)
         assert agent is not None
         limit = self._settings.config.max_retries * 2 + 1
@@ -371,29 +435,30 @@ class Agents:
         self._publish_state(run)
         try:
             worktree = await self._worktrees.ensure(item.number, item.title)
-            run.worktree = worktree.path
-            run.head_before = await Git(worktree.path).head()
+            run.worktree = directory or worktree.path
+            run.head_before = await Git(run.worktree).head()
             context = RunContext(
                 story_id=item.id,
                 number=item.number,
                 title=item.title,
-                worktree=worktree.path,
+                worktree=run.worktree,
                 branch=worktree.branch,
                 base_branch=await self._worktrees.base(),
                 server_url=self._server_url(),
                 agent_token=run.token,
             )
-            prompt = COMMIT_ONLY_PROMPT.format_map(context.placeholders())
             spec = launch_spec(
                 agent,
                 context,
                 self._runs_dir / run.id,
-                prompt=prompt if run.commit_only else None,
+                prompt=self._prompt(run, agent, context, task),
             )
             if self._closing:
                 raise SpawnError("the server is shutting down")
             await self._claim(run.item_id)
-            run.process = AgentProcess(spec, self._log_path(run), self._on_event(run))
+            run.process = AgentProcess(
+                spec, self._log_path(run), self._on_event(run), ledger=self._ledger
+            )
             await run.process.start()
         except (SpawnError, WorktreeError, GitError, OSError) as exc:
             self._not_started(run, item, str(exc))
@@ -401,9 +466,7 @@ class Agents:
         run.state = ExecutionState.RUNNING
         self._publish_state(run)
         log.info("#%s: %s running (pid %s)", item.number, run.agent, run.process.pid)
-        task = asyncio.create_task(self._supervise(run), name=f"agent #{item.number}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn_task(self._supervise(run), f"agent #{item.number}")
 
     def _not_started(self, run: Run, item: WorkItem, problem: str) -> None:
         """The agent could not even start (its program is missing, git refused the worktree):
@@ -444,7 +507,7 @@ class Agents:
             run.state = await self._decide(run, end, item) if item else ExecutionState.IDLE
             self._state.pop(run.item_id, None)
             if run.state in (ExecutionState.COMPLETED, ExecutionState.RATE_LIMITED):
-                self._state[run.item_id] = run.state
+                self._state[run.item_id] = (run.stage, run.state)
         finally:
             self._deciding.discard(run.item_id)
             run.finished.set()
@@ -460,12 +523,17 @@ class Agents:
             self._notify("rate_limited", run, f"resumes at {self._resume_at[item.id]}")
             self.poke()
             return ExecutionState.RATE_LIMITED
+        if item.stage.name is not run.stage or run.stage is StageName.MERGE:
+            # Moved meanwhile: nothing to decide here. A mergemaster's end is the merge
+            # queue's to judge (it waits for the run).
+            return ExecutionState.IDLE
+        if run.stage is StageName.QA:
+            await self._agent_review(run, end, item)
+            return ExecutionState.IDLE
         committed, dirty = await self._work_done(run)
-        if item.stage.name is not run.stage:
-            return ExecutionState.IDLE  # moved meanwhile: nothing to decide here
         if committed and end.outcome is Outcome.COMPLETED:
             self._notify("agent_completed", run, end.message)
-            return ExecutionState.COMPLETED
+            return await self._check_gates(run, item)
         key = (item.id, run.stage)
         if dirty and not committed and key not in self._commit_only_used:
             self._commit_only_used.add(key)
@@ -484,6 +552,84 @@ class Agents:
             self._notify("attempt_failed", run, reason)
         return ExecutionState.IDLE
 
+    async def _check_gates(self, run: Run, item: WorkItem) -> ExecutionState:
+        """The server's own check of a coder's work: pass → qa, fail → back to the coder
+        with the gates' output, counted as a retry."""
+        if self._gates is None or run.worktree is None:
+            return ExecutionState.COMPLETED
+        passed, summary = await self._gates(item, run.worktree, "worktree")
+        current = self._board.view().by_id(item.id)
+        if current is None or current.stage.name is not StageName.CODING:
+            return ExecutionState.IDLE
+        if passed:
+            with contextlib.suppress(StoryError):
+                await self._board.apply(current.number, GatesPassed())
+            return ExecutionState.COMPLETED
+        self._feedback[item.id] = f"The quality gates failed on your last attempt:\n{summary}"
+        if current.retries + 1 >= self._settings.config.max_retries:
+            await self._block(current, f"the gates failed {current.retries + 1} times: {summary}")
+        else:
+            with contextlib.suppress(StoryError):
+                await self._board.apply(current.number, GatesFailed(summary))
+            self._notify("gates_failed", run, summary)
+        return ExecutionState.IDLE
+
+    async def _server_review(self, item: WorkItem) -> None:
+        """QA mode "server": the gates are the review. Approval can still be refused (nothing
+        to merge), which sends the item back to its coder."""
+        assert self._review is not None
+        try:
+            await self._review.approve(item.number)
+        except StoryError as refused:
+            with contextlib.suppress(StoryError):
+                await self._review.reject(item.number, str(refused))
+
+    async def _agent_review(self, run: Run, end: RunEnd, item: WorkItem) -> None:
+        """A QA agent approves by finishing cleanly and rejects by failing; its last words
+        are the reason."""
+        if self._review is None:
+            return
+        try:
+            if end.outcome is Outcome.COMPLETED:
+                await self._review.approve(item.number)
+                return
+            events = run.process.events if run.process else ()
+            said = [s.event.text for s in events if isinstance(s.event, Text) and s.event.text]
+            await self._review.reject(item.number, said[-1] if said else end.message)
+        except StoryError as refused:
+            with contextlib.suppress(StoryError):
+                await self._review.reject(item.number, str(refused))
+
+    def remember_feedback(self, item: WorkItem, text: str) -> None:
+        """What the item's next coder should be told (a rejection, failed gates)."""
+        self._feedback[item.id] = text
+
+    async def run_mergemaster(self, item: WorkItem, directory: Path, task: str) -> bool:
+        """Run the first free mergemaster agent on `item` in `directory` with `task` as its
+        prompt, and wait for it. True if it finished cleanly (the merge queue then checks its
+        work itself); False if it failed or there is no mergemaster to run."""
+        async with self._lock:
+            run = self._reserve(item, self._pick(item))
+        if run is None:
+            return False
+        await self._launch(run, item, directory, task)
+        await run.finished.wait()
+        return run.end is not None and run.end.outcome is Outcome.COMPLETED
+
+    def _prompt(
+        self, run: Run, agent: AgentConfig, context: RunContext, task: str | None
+    ) -> str | None:
+        """The run's prompt: `task` if given, the commit-only request for a respawn, else the
+        agent's own prompt (None: launch_spec fills it) plus any feedback for this item."""
+        if task is not None:
+            return task
+        if run.commit_only:
+            return COMMIT_ONLY_PROMPT.format_map(context.placeholders())
+        feedback = self._feedback.get(run.item_id)
+        if feedback is None or run.stage is not StageName.CODING:
+            return None
+        return f"{fill(agent.prompt, context)}\n\n{feedback}"
+
     async def _work_done(self, run: Run) -> tuple[bool, bool]:
         """(new commits since the run started, uncommitted changes) in the run's worktree."""
         if run.worktree is None or run.head_before is None:
@@ -498,10 +644,8 @@ class Agents:
     async def _block(self, item: WorkItem, reason: str) -> None:
         with contextlib.suppress(StoryError):
             await self._board.apply(item.number, Block(self._clock(), reason))
-        self._hub.publish(
-            "notification",
-            {"kind": "blocked", "number": item.number, "item_id": item.id, "message": reason},
-        )
+        if self._notifier is not None:
+            self._notifier("blocked", blocked_message(item.number, reason), item.number)
         log.warning("#%s blocked: %s", item.number, reason)
 
     async def _record_usage(self, run: Run, end: RunEnd) -> None:
@@ -599,10 +743,8 @@ class Agents:
         self._hub.publish("agent_state", run.to_json())
 
     def _notify(self, kind: str, run: Run, message: str) -> None:
-        self._hub.publish(
-            "notification",
-            {"kind": kind, "number": run.number, "agent": run.agent, "message": message},
-        )
+        if self._notifier is not None:
+            self._notifier(kind, f"#{run.number} {run.agent}: {message}", run.number)
 
     def _warn_missing(self, waiting: list[Waiting]) -> None:
         for entry in waiting:

@@ -101,6 +101,12 @@ class Worktrees:
         # .git/worktrees/<name>/commondir". So huskies runs one at a time per repository.
         self._admin = asyncio.Lock()
 
+    @property
+    def git_lock(self) -> asyncio.Lock:
+        """Held around every `git worktree` command in this repository. Other services that
+        add or list its worktrees (the merge workspace) must hold it too."""
+        return self._admin
+
     async def base(self) -> str:
         """The base branch's name. Raises WorktreeError when there is none to use."""
         if self._base is not None:

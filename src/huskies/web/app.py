@@ -12,7 +12,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from huskies import __version__
-from huskies.web import api_agents, api_items, api_state, errors, events_ws
+from huskies.web import (
+    api_agents,
+    api_gates,
+    api_items,
+    api_review,
+    api_state,
+    api_timers,
+    errors,
+    events_ws,
+)
 from huskies.web.auth import RequireToken
 from huskies.web.services import Services
 from huskies.web.sync_ws import sync_route
@@ -20,6 +29,9 @@ from huskies.web.sync_ws import sync_route
 ROUTERS: tuple[APIRouter, ...] = (
     api_items.router,
     api_agents.router,
+    api_gates.router,
+    api_review.router,
+    api_timers.router,
     api_state.router,
     events_ws.router,
 )

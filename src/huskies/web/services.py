@@ -11,9 +11,13 @@ from starlette.requests import HTTPConnection
 from huskies.project import Project
 from huskies.services.agents import Agents
 from huskies.services.events import EventHub
+from huskies.services.gates import Gates
 from huskies.services.node import Node
+from huskies.services.notifications import Notifier
+from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
+from huskies.services.timers import Timers
 from huskies.store import Replica
 
 
@@ -27,6 +31,10 @@ class Services:
     hub: EventHub
     agents: Agents | None = None
     """The agents service (None only in tests of the API without agents)."""
+    review: Review | None = None
+    timers: Timers | None = None
+    notifier: Notifier | None = None
+    gates: Gates | None = None
 
 
 def get_services(connection: HTTPConnection) -> Services:

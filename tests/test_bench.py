@@ -181,3 +181,13 @@ def test_agents_bench_refuses_more_starts_than_items():
     result = run_bench(BENCH.with_name("agents.py"), "--items", "2", "--starts", "3")
     assert result.returncode == 2
     assert "--starts must not exceed --items" in result.stderr
+
+
+def test_pipeline_bench_prints_the_agreed_keys():
+    result = run_bench(BENCH.with_name("pipeline.py"), "--stories", "3", "--coders", "2")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["stories"], figures["max_coders"]) == (3, 2)
+    for name in ("stories_per_min", "overhead_ms_per_story", "merge_queue_wait_ms_per_story"):
+        assert isinstance(figures[name], float | int), name
+    assert figures["stories_per_min"] > 0

@@ -461,3 +461,35 @@ def claude_env(fake: FakeModel, home: Path, path: str | None = None) -> dict[str
         "DISABLE_TELEMETRY": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
+
+
+def claude_agent_toml(
+    fake: FakeModel,
+    home: Path,
+    *,
+    name: str = "claude",
+    stage: str = "coder",
+    prompt: str = "Work on story {number}: {title}, in {worktree} on {branch}.",
+    tools: tuple[str, ...] = ("Read", "Write", "Bash"),
+    **env: str,
+) -> str:
+    """An `[[agent]]` of agents.toml running Claude Code against `fake` (with `home` as in
+    `claude_env`), committing as "Claude"; `env` adds or overrides variables."""
+    environment = {key: value for key, value in claude_env(fake, home).items() if key != "PATH"}
+    environment.update(
+        {
+            "GIT_AUTHOR_NAME": "Claude",
+            "GIT_AUTHOR_EMAIL": "claude@example.com",
+            "GIT_COMMITTER_NAME": "Claude",
+            "GIT_COMMITTER_EMAIL": "claude@example.com",
+            **env,
+        }
+    )
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    table = ", ".join(f"{key} = {json.dumps(value)}" for key, value in environment.items())
+    return (
+        f'[[agent]]\nname = "{name}"\nstage = "{stage}"\nruntime = "claude-code"\n'
+        f'model = "sonnet"\nmax_turns = 10\nmax_budget_usd = 2.0\n'
+        f"allowed_tools = {json.dumps(list(tools))}\nenv = {{ {table} }}\n"
+        f"prompt = {json.dumps(prompt)}\n"
+    )

@@ -19,39 +19,9 @@ from huskies.pipeline import ExecutionState
 from huskies.pipeline.usage import read_usage
 
 from ..services.agent_rig import rig
-from .fake_model import FakeModel, Reply, rate_limited, tool
+from .fake_model import FakeModel, Reply, claude_agent_toml, rate_limited, tool
 
 WORKTREE = Path(".huskies") / "worktrees" / "1-say-hello"
-
-
-def claude_agent(fake: FakeModel, home: Path, **env: str) -> str:
-    environment = {
-        "ANTHROPIC_BASE_URL": fake.url,
-        "ANTHROPIC_API_KEY": "sk-ant-fake",
-        "HOME": str(home),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "CLAUDE_CODE_TMPDIR": str(home / "tmp"),
-        "TMPDIR": str(home / "tmp"),
-        "GIT_AUTHOR_NAME": "Claude",
-        "GIT_AUTHOR_EMAIL": "claude@example.com",
-        "GIT_COMMITTER_NAME": "Claude",
-        "GIT_COMMITTER_EMAIL": "claude@example.com",
-        **env,
-    }
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
-    table = ", ".join(f"{key} = {json.dumps(value)}" for key, value in environment.items())
-    return f"""
-[[agent]]
-name = "claude"
-stage = "coder"
-runtime = "claude-code"
-model = "sonnet"
-max_turns = 10
-max_budget_usd = 2.0
-allowed_tools = ["Write", "Bash"]
-env = {{ {table} }}
-prompt = "Work on story {{number}}: {{title}}, in {{worktree}} on {{branch}}."
-"""
 
 
 def write_and_commit(root: Path) -> list:
@@ -72,7 +42,7 @@ def use_claude(claude_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_claude_code_codes_a_story_and_huskies_records_its_cost(
     tmp_path: Path, fake_model: FakeModel
 ):
-    toml = claude_agent(fake_model, tmp_path / "home")
+    toml = claude_agent_toml(fake_model, tmp_path / "home")
     async with rig(tmp_path, toml) as r:
         fake_model.add(*write_and_commit(r.project.root))
         item = await r.board.create("Say hello")
@@ -121,7 +91,7 @@ async def test_a_rate_limited_claude_waits_for_the_reset_and_resumes(
 ):
     # With a subscription token Claude Code does not retry a 429: it reports the limit with
     # its reset time, and huskies ends the run and resumes it then.
-    toml = claude_agent(
+    toml = claude_agent_toml(
         fake_model,
         tmp_path / "home",
         ANTHROPIC_API_KEY="",

@@ -6,7 +6,6 @@ mergemaster resolves it in the merge workspace; huskies merges and records every
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -18,31 +17,9 @@ from huskies.pipeline.usage import read_usage
 from huskies.server import running
 
 from ..services.agent_rig import make_repo
-from .fake_model import FakeModel, Hold, Reply, tool
+from .fake_model import FakeModel, Hold, Reply, claude_agent_toml, tool
 
 DEADLINE_S = 90
-
-
-def claude_table(name: str, stage: str, fake: FakeModel, home: Path) -> str:
-    environment = {
-        "ANTHROPIC_BASE_URL": fake.url,
-        "ANTHROPIC_API_KEY": "sk-ant-fake",
-        "HOME": str(home),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "CLAUDE_CODE_TMPDIR": str(home / "tmp"),
-        "TMPDIR": str(home / "tmp"),
-        "GIT_AUTHOR_NAME": "Claude",
-        "GIT_AUTHOR_EMAIL": "claude@example.com",
-        "GIT_COMMITTER_NAME": "Claude",
-        "GIT_COMMITTER_EMAIL": "claude@example.com",
-    }
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
-    env = ", ".join(f"{key} = {json.dumps(value)}" for key, value in environment.items())
-    return (
-        f'[[agent]]\nname = "{name}"\nstage = "{stage}"\nruntime = "claude-code"\n'
-        'max_turns = 10\nallowed_tools = ["Read", "Write", "Bash"]\n'
-        f'env = {{ {env} }}\nprompt = "{stage} work on story {{number}}: {{title}}"\n'
-    )
 
 
 def git(root: Path, *args: str) -> str:
@@ -75,7 +52,13 @@ async def test_claude_codes_reviews_and_merges_a_story(tmp_path: Path, fake_mode
     )
     project.agents_toml.write_text(
         "\n".join(
-            claude_table(name, stage, fake_model, home)
+            claude_agent_toml(
+                fake_model,
+                home,
+                name=name,
+                stage=stage,
+                prompt=f"{stage} work on story {{number}}: {{title}}",
+            )
             for name, stage in (("coder", "coder"), ("reviewer", "qa"), ("merger", "mergemaster"))
         )
     )

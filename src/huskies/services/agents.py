@@ -49,6 +49,7 @@ from huskies.pipeline.view import ItemsView
 from huskies.processes import GroupLedger
 from huskies.services.events import EventHub
 from huskies.services.notifications import Notify, blocked_message
+from huskies.services.passes import Passes
 from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board, StoryError
@@ -185,7 +186,7 @@ class Agents:
         self._attempts: dict[tuple[str, StageName], int] = {}
         self._warned: set[tuple[str, tuple[int, ...]]] = set()
         self._lock = asyncio.Lock()
-        self._poke = asyncio.Event()
+        self._passes = Passes("auto-assign", replica, self.assign_pass, self._next_wake)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -292,32 +293,11 @@ class Agents:
     # ---- the loop ---------------------------------------------------------------------------
 
     def poke(self) -> None:
-        self._poke.set()
+        self._passes.poke()
 
     async def run_forever(self, interval_s: float = 5.0) -> None:
         """Auto-assign: after every document change, every run's end, and every interval."""
-        changes = self._replica.subscribe()
-
-        async def watch_changes() -> None:
-            async for _ in changes:
-                self.poke()
-
-        watcher = asyncio.create_task(watch_changes(), name="auto-assign: changes")
-        try:
-            while True:
-                try:
-                    await self.assign_pass()
-                except Exception:  # one bad pass must not end auto-assign
-                    log.exception("auto-assign failed; trying again at the next change")
-                # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancellation
-                # that arrives as the wait ends, and then shutdown hangs here.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._next_wake(interval_s)):
-                        await self._poke.wait()
-                self._poke.clear()
-        finally:
-            watcher.cancel()
-            changes.close()
+        await self._passes.run_forever(interval_s)
 
     async def assign_pass(self) -> None:
         config = self._settings.config

@@ -46,6 +46,7 @@ from huskies.pipeline.merge_jobs import (
 from huskies.pipeline.schema import parse_item_key
 from huskies.pipeline.stages import Archived
 from huskies.pipeline.updates import ItemUpdate, apply_event
+from huskies.services.passes import Passes
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
 from huskies.services.worktrees import GIT_TIMEOUT_S, WorktreeError, Worktrees
@@ -453,35 +454,14 @@ class MergeQueue:
         self._merging: set[str] = set()  # item ids with a merge_one under way
         self._retry_at: dict[str, int] = {}
         self._reported: set[str] = set()  # bad job records already logged
-        self._poke = asyncio.Event()
+        self._passes = Passes("merge queue", replica, self.merge_pass)
 
     def poke(self) -> None:
-        self._poke.set()
+        self._passes.poke()
 
     async def run_forever(self, interval_s: float = 5.0) -> None:
         """Merge passes after every document change, and every interval."""
-        changes = self._replica.subscribe()
-
-        async def watch_changes() -> None:
-            async for _ in changes:
-                self.poke()
-
-        watcher = asyncio.create_task(watch_changes(), name="merge queue: changes")
-        try:
-            while True:
-                self._poke.clear()
-                try:
-                    await self.merge_pass()
-                except Exception:  # one bad pass must not end the queue
-                    log.exception("merge pass failed; trying again at the next change")
-                # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancellation
-                # that arrives as the wait ends, and then shutdown hangs here.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval_s):
-                        await self._poke.wait()
-        finally:
-            watcher.cancel()
-            changes.close()
+        await self._passes.run_forever(interval_s)
 
     async def merge_pass(self) -> None:
         """Merge each item in the merge stage that is due, by number, including those whose

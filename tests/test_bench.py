@@ -191,3 +191,15 @@ def test_pipeline_bench_prints_the_agreed_keys():
     for name in ("stories_per_min", "overhead_ms_per_story", "merge_queue_wait_ms_per_story"):
         assert isinstance(figures[name], float | int), name
     assert figures["stories_per_min"] > 0
+
+
+def test_mcp_bench_prints_the_agreed_keys():
+    script = BENCH.with_name("mcp_tools.py")
+    result = run_bench(script, "--items", "20", "--calls", "5", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for name in ("tool_call_p50_ms", "tool_call_p99_ms", "tools_list_tokens_estimate"):
+        assert isinstance(figures[name], float | int), name
+    assert figures["tool_call_p50_ms"] > 0
+    assert figures["items_in_answer"] == 20
+    assert figures["tools_list_tokens_estimate"] == figures["tools_list_chars"] // 4

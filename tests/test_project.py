@@ -1,5 +1,6 @@
 """Finding and initialising a project, in real git repositories."""
 
+import json
 import os
 import stat
 import subprocess
@@ -101,7 +102,31 @@ def test_the_gitignore_keeps_the_database_and_work_directories_out_of_git(repo):
         "?? .huskies/.gitignore",
         "?? .huskies/agents.toml",
         "?? .huskies/project.toml",
+        "?? .mcp.json",
     ]
+
+
+def test_init_writes_an_mcp_json_that_runs_the_stdio_bridge(repo):
+    init_project(repo)
+    config = json.loads((repo / ".mcp.json").read_text())
+    assert config == {"mcpServers": {"huskies": {"command": "huskies", "args": ["mcp"]}}}
+
+
+def test_init_adds_huskies_to_an_existing_mcp_json_and_keeps_the_rest(repo):
+    other = {"command": "other-server", "args": []}
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"other": other}}))
+    init_project(repo)
+    servers = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
+    assert servers == {"other": other, "huskies": {"command": "huskies", "args": ["mcp"]}}
+
+
+@pytest.mark.parametrize("text", ["{not json", '["a list"]', '{"mcpServers": 5}'])
+def test_a_broken_mcp_json_stops_init_before_anything_is_written(repo, text):
+    (repo / ".mcp.json").write_text(text)
+    with pytest.raises(ProjectError, match=r"\.mcp\.json .*run `huskies init` again"):
+        init_project(repo)
+    assert (repo / ".mcp.json").read_text() == text
+    assert not (repo / ".huskies").exists()
 
 
 def test_init_outside_a_git_work_tree_creates_nothing(tmp_path):

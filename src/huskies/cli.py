@@ -187,6 +187,7 @@ async def init() -> None:
     out.print(f"  {project.project_toml.name}  project settings (commit it)")
     out.print(f"  {project.agents_toml.name}   agents (commit it)")
     out.print("  the database stays local (.huskies/.gitignore)")
+    out.print("  .mcp.json lets MCP clients here (your Claude Code) use huskies' tools")
     out.print("Next: huskies story new 'Your first story'")
 
 
@@ -525,6 +526,19 @@ async def gates(number: Annotated[int, typer.Argument(help="The item's number.")
         out.print(f"#{number} has no gate report yet.")
         return
     out.print(report_text(reports[0], ZoneInfo(config.timezone)), markup=False)
+
+
+@app.command()
+@_run
+async def mcp() -> None:
+    """Serve the running server's MCP tools over stdio, for MCP clients that only speak stdio
+    (`.mcp.json` from `huskies init` runs this)."""
+    from huskies.mcp.bridge import BridgeError, bridge  # the MCP SDK only for this command
+
+    try:
+        await bridge(find_project(Path.cwd()))
+    except BridgeError as exc:
+        _fail(exc)
 
 
 @worktree_app.command("list")

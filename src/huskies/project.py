@@ -1,6 +1,7 @@
 """Finding and initialising a huskies project: the `.huskies/` directory of a git repository."""
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
@@ -100,6 +101,8 @@ def init_project(cwd: Path) -> Project:
     project = Project(_git_top_level(cwd))
     if project.project_toml.exists():
         raise ProjectError(f"huskies is already initialised at {project.dir}; nothing changed")
+    mcp_json = project.root / MCP_JSON
+    mcp_text = _with_huskies_server(mcp_json)  # checked before anything is written
     try:
         project.dir.mkdir(mode=0o700, exist_ok=True)
         project.dir.chmod(0o700)
@@ -109,10 +112,42 @@ def init_project(cwd: Path) -> Project:
         ):
             if not path.exists():
                 _write_atomically(path, text)
+        if mcp_text is not None:
+            _write_atomically(mcp_json, mcp_text)
         _write_atomically(project.project_toml, PROJECT_TOML_TEMPLATE)
     except OSError as exc:
         raise ProjectError(f"could not initialise {project.dir}: {exc}") from exc
     return project
+
+
+MCP_JSON = ".mcp.json"
+
+# How an MCP client in the project (a person's Claude Code, say) reaches the running server:
+# through `huskies mcp`, which finds the server's port itself, so the file never goes stale.
+MCP_SERVER = {"command": "huskies", "args": ["mcp"]}
+
+
+def _with_huskies_server(path: Path) -> str | None:
+    """The project's `.mcp.json` with huskies added (None: it is there already), keeping any
+    servers already in it. A file that is not a JSON object of servers is an error."""
+    if path.exists():
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ProjectError(
+                f"{path} is not valid JSON ({exc}); fix or remove it and run `huskies init` again"
+            ) from None
+        servers = config.get("mcpServers") if isinstance(config, dict) else None
+        if not isinstance(servers, dict):
+            raise ProjectError(
+                f'{path} has no "mcpServers" object; fix or remove it and run `huskies init` again'
+            )
+        if "huskies" in servers:
+            return None
+        servers["huskies"] = MCP_SERVER
+    else:
+        config = {"mcpServers": {"huskies": MCP_SERVER}}
+    return json.dumps(config, indent=2) + "\n"
 
 
 def _main_worktree(root: Path) -> Path | None:

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import uvicorn
 
 from huskies.config import ProjectConfig
+from huskies.mcp.endpoint import McpEndpoint, served_hosts
 from huskies.pipeline import WorkItem
 from huskies.pipeline.gates import failure_summary
 from huskies.processes import GroupLedger
@@ -140,6 +142,21 @@ def _free_port_after(host: str, port: int) -> int | None:
     return None
 
 
+def _names(host: str) -> list[str]:
+    """Names a client may reach a server listening on all addresses by: the machine's names
+    and its interfaces' addresses."""
+    if host not in ("", "0.0.0.0", "::"):
+        return []
+    names = [socket.gethostname(), socket.getfqdn()]
+    for addresses in psutil.net_if_addrs().values():
+        names += [
+            found.address.split("%")[0]  # an IPv6 link-local address's zone is not in a Host
+            for found in addresses
+            if found.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+    return list(dict.fromkeys(names))
+
+
 def _write_port(path: Path, port: int) -> None:
     # Renamed into place, so a CLI call never reads a half-written number.
     temporary = path.with_name(f".{path.name}.tmp")
@@ -196,9 +213,12 @@ async def running(
             log.warning("ended process group %s left running by an earlier server", pgid)
         pipeline = _pipeline(project, settings, replica, board, node, hub, agent_url, merge_retry_s)
         services = pipeline.services
+        mcp = McpEndpoint(
+            services, access_token=token, allowed_hosts=served_hosts(host, bound, _names(host))
+        )
         server = _Server(
             uvicorn.Config(
-                create_app(services, access_token=token),
+                create_app(services, access_token=token, mcp=mcp),
                 log_level="warning",
                 lifespan="off",
                 ws="websockets-sansio",
@@ -212,6 +232,8 @@ async def running(
                 group.create_task(_logged(name, loop), name=name)
                 for name, loop in _loops(pipeline, config, join, heartbeat_s).items()
             ]
+            # The app runs without a lifespan: the MCP session manager runs here instead.
+            loops.append(group.create_task(_logged("mcp", mcp.run_forever()), name="mcp"))
             handle = Running(
                 services, host, bound, token_required, token if made else None, server, http
             )
@@ -312,6 +334,7 @@ def _pipeline(
         timers=timers,
         notifier=notifier,
         gates=gates,
+        worktrees=worktrees,
     )
     return _Pipeline(services, agents, merge, timers, Archiver(board, settings, clock), notifier)
 

@@ -67,15 +67,19 @@ class Rig:
 
 
 def make_repo(path: Path) -> Project:
+    """A git repository on `main` with huskies initialised; its one commit, "start", holds the
+    `.mcp.json` that init writes (a project commits it), so the checkout starts clean."""
     path.mkdir()
     for args in (
         ["init", "-q", "-b", "main"],
         ["config", "user.name", "Test"],
         ["config", "user.email", "test@example.com"],
-        ["commit", "-q", "--allow-empty", "-m", "start"],
     ):
         subprocess.run(["git", *args], cwd=path, check=True)
-    return init_project(path)
+    project = init_project(path)
+    for args in (["add", ".mcp.json"], ["commit", "-q", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    return project
 
 
 @contextlib.asynccontextmanager

@@ -137,7 +137,7 @@ def new_project(tmp_path: Path, max_retries: int) -> Project:
     project = init_project(root)
     toml = project.project_toml.read_text()
     project.project_toml.write_text(toml.replace("max_retries = 3", f"max_retries = {max_retries}"))
-    run_git(root, "add", ".huskies")
+    run_git(root, "add", ".huskies", ".mcp.json")
     run_git(root, "commit", "--quiet", "-m", "huskies init")
     return project
 

@@ -1,11 +1,12 @@
 """Agents at work: starting, stopping and watching agent runs, and auto-assign.
 
 Auto-assign runs after every change to the document, after every run ends, and on a timer. It
-promotes backlog items whose dependencies are finished, then gives items in coding without a
-running agent the first free coder (at most `max_coders` at once, honouring an item's preferred
-agent). When a run ends, this service decides what it means, never the agent's own word:
+promotes backlog items whose dependencies are finished, gives items in coding without a running
+agent the first free coder (at most `max_coders` at once, honouring an item's preferred agent),
+and reviews items in qa by their QA mode (approves in `server` mode, runs a QA agent in `agent`
+mode). When a coder's run ends, this service decides what it means, never the agent's own word:
 
-- commits made: the coder's part is done here (the gates come next);
+- commits made: the server runs the gates; pass → qa, fail → back to the coder with the output;
 - files changed but nothing committed: one commit-only respawn, not counted as a retry;
 - anything else (crash, silence, nothing done): a failed attempt, counted; at `max_retries`
   the item is blocked with the reason;
@@ -219,6 +220,10 @@ class Agents:
     def token_for(self, token: str) -> Run | None:
         """The running run that `token` belongs to (the MCP server binds tools with it)."""
         return next((run for run in self._active.values() if run.token == token), None)
+
+    def active_run(self, number: int) -> Run | None:
+        """Item `number`'s run on this node while it runs (its `finished` is set at the end)."""
+        return self._active.get(self._board.get(number).id)
 
     async def start(self, number: int, agent: str | None = None) -> Run | None:
         """Start work on item `number` now: a backlog item moves to coding first. Returns the

@@ -10,8 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import Route
 
 from huskies import __version__
+from huskies.mcp.endpoint import PATH as MCP_PATH
+from huskies.mcp.endpoint import McpEndpoint
 from huskies.web import (
     api_agents,
     api_gates,
@@ -44,16 +47,22 @@ websocket `/api/events?kinds=item,item_removed`.
 """
 
 
-def create_app(services: Services, *, access_token: str | None = None) -> FastAPI:
-    """The app over `services`; with `access_token`, every route but `/crdt-sync` needs it."""
+def create_app(
+    services: Services, *, access_token: str | None = None, mcp: McpEndpoint | None = None
+) -> FastAPI:
+    """The app over `services`, with the MCP endpoint at `/mcp` if given; with
+    `access_token`, every route needs it but `/crdt-sync` and `/mcp` (which check their own
+    callers)."""
     app = FastAPI(title="huskies", version=__version__, description=DESCRIPTION)
     app.state.services = services
     errors.install(app, [route for router in ROUTERS for route in router.routes])
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.append(sync_route(services.node))
+    if mcp is not None:
+        app.router.routes.append(Route(MCP_PATH, mcp, name="mcp"))
     if access_token is not None:
-        app.add_middleware(RequireToken, token=access_token)
+        app.add_middleware(RequireToken, token=access_token, open_paths=(MCP_PATH,))
     app.openapi = lambda: _schema(app)  # type: ignore[method-assign]
     return app
 

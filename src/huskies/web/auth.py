@@ -20,14 +20,15 @@ from huskies.web.sync_ws import PATH as SYNC_PATH
 
 
 class RequireToken:
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self._token = token.encode()
+        self._open = {SYNC_PATH, *open_paths}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] not in ("http", "websocket")
-            or scope["path"] == SYNC_PATH
+            or scope["path"] in self._open
             or self._presented(scope)
         ):
             await self.app(scope, receive, send)

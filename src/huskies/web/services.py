@@ -18,6 +18,7 @@ from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
 from huskies.services.timers import Timers
+from huskies.services.worktrees import Worktrees
 from huskies.store import Replica
 
 
@@ -35,6 +36,7 @@ class Services:
     timers: Timers | None = None
     notifier: Notifier | None = None
     gates: Gates | None = None
+    worktrees: Worktrees | None = None
 
 
 def get_services(connection: HTTPConnection) -> Services:

@@ -1,0 +1,69 @@
+"""The real Claude Code CLI using huskies' MCP tools, offline: its init event reports the huskies
+server connected with our tools, and the tool calls the fake model makes take effect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from huskies.agents.events import SessionStarted
+from huskies.pipeline.gates import read_gate_reports
+from huskies.server import running
+
+from ..services.agent_rig import make_repo
+from .fake_model import FakeModel, Reply, claude_agent_toml, tool
+
+GATE = '\n[[component]]\nname = "all"\n[component.gates.hello]\ncommand = "test -f hello.txt"\n'
+BODY = "Say hello.\n\n- [ ] hello.txt exists\n- [ ] the gates pass\n"
+
+
+@pytest.fixture
+def use_claude(claude_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUSKIES_CLAUDE", str(claude_bin))
+
+
+@pytest.mark.usefixtures("use_claude")
+async def test_claude_code_checks_a_criterion_and_runs_the_gates_through_mcp(
+    tmp_path: Path, fake_model: FakeModel
+):
+    project = make_repo(tmp_path / "repo")
+    project.project_toml.write_text(project.project_toml.read_text() + GATE)
+    tools = ("Write", "mcp__huskies__check_criterion", "mcp__huskies__run_tests")
+    project.agents_toml.write_text(claude_agent_toml(fake_model, tmp_path / "home", tools=tools))
+    worktree = project.root / ".huskies" / "worktrees" / "1-say-hello"
+    fake_model.add(
+        tool("Write", file_path=str(worktree / "hello.txt"), content="hello\n"),
+        tool("mcp__huskies__check_criterion", number=1, index=0),
+        tool("mcp__huskies__run_tests", number=1, wait_s=60),
+        Reply("hello.txt is there and the gates pass."),
+    )
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        board = server.services.board
+        agents = server.services.agents
+        assert agents is not None
+        await board.create("Say hello", body=BODY)
+        run = await agents.start(1)
+        assert run is not None
+        async with asyncio.timeout(90):
+            await run.finished.wait()
+        assert run.process is not None
+        events = [stamped.event for stamped in run.process.events]
+
+        (session,) = [e for e in events if isinstance(e, SessionStarted)]
+        assert ("huskies", "connected") in session.mcp_servers
+        assert {"mcp__huskies__check_criterion", "mcp__huskies__run_tests"} <= set(session.tools)
+
+        results = fake_model.tool_results()
+        assert len(results) == 3
+        assert not any(result.get("is_error") for result in results), results
+        # The criterion is checked in the item's body...
+        assert board.get(1).body == BODY.replace("- [ ] hello.txt", "- [x] hello.txt")
+        # ...and the gates ran in the agent's worktree, on the server, and passed.
+        reports, _ = read_gate_reports(server.services.replica.document, board.get(1).id)
+        assert reports
+        assert reports[-1].where == "worktree"
+        assert reports[-1].passed
+        assert "pass" in json.dumps(results[2]).lower()

@@ -313,15 +313,7 @@ class ProjectConfig(_Model):
     def _unique_components(
         cls, components: tuple[ComponentConfig, ...]
     ) -> tuple[ComponentConfig, ...]:
-        first: dict[str, int] = {}
-        for index, component in enumerate(components):
-            if component.name in first:
-                raise _Invalid(
-                    f"duplicate name {json.dumps(component.name)}; "
-                    f"component[{first[component.name]}] already has it",
-                    at=(index, "name"),
-                )
-            first[component.name] = index
+        _unique_names([component.name for component in components], "component")
         return components
 
     @field_validator("timezone")
@@ -415,16 +407,20 @@ class AgentsConfig(_Model):
     @field_validator("agents")
     @classmethod
     def _unique_names(cls, agents: tuple[AgentConfig, ...]) -> tuple[AgentConfig, ...]:
-        first: dict[str, int] = {}
-        for index, agent in enumerate(agents):
-            if agent.name in first:
-                raise _Invalid(
-                    f"duplicate name {json.dumps(agent.name)}; "
-                    f"agent[{first[agent.name]}] already has it",
-                    at=(index, "name"),
-                )
-            first[agent.name] = index
+        _unique_names([agent.name for agent in agents], "agent")
         return agents
+
+
+def _unique_names(names: list[str], table: str) -> None:
+    """Refuse the second `[[table]]` that reuses a name, pointing at the first."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            raise _Invalid(
+                f"duplicate name {json.dumps(name)}; {table}[{first[name]}] already has it",
+                at=(index, "name"),
+            )
+        first[name] = index
 
 
 def load_project_config(path: Path) -> ProjectConfig:

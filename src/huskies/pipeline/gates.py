@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from huskies.crdt import Document, Json, ObjKind, Path, Transaction
-from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+from huskies.pipeline.jsonvalues import (
+    WrongType,
+    as_int,
+    as_object,
+    as_optional_int,
+    as_str,
+    describe,
+    member,
+)
 
 GATE_REPORTS = "gate_reports"
 GATE_REPORTS_PATH: Path = (GATE_REPORTS,)
@@ -26,8 +33,6 @@ TAIL_CHARS = 4000
 
 STEPS = ("setup", "gate", "teardown")
 WHERE = ("worktree", "merge")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +177,14 @@ def gate_result_from_json(raw: object) -> GateResult:
     """The result `raw` holds, or WrongType naming the first bad field."""
     record = as_object(raw)
     return GateResult(
-        component=_field(record, "component", as_str),
-        step=_field(record, "step", _one_of(STEPS)),
-        name=_field(record, "name", as_str),
-        command=_field(record, "command", as_str),
-        exit_code=_field(record, "exit_code", _optional_int),
-        timed_out=_field(record, "timed_out", _bool),
-        duration_ms=_field(record, "duration_ms", as_int),
-        output_tail=_field(record, "output_tail", as_str),
+        component=member(record, "component", as_str),
+        step=member(record, "step", _one_of(STEPS)),
+        name=member(record, "name", as_str),
+        command=member(record, "command", as_str),
+        exit_code=member(record, "exit_code", as_optional_int),
+        timed_out=member(record, "timed_out", _bool),
+        duration_ms=member(record, "duration_ms", as_int),
+        output_tail=member(record, "output_tail", as_str),
     )
 
 
@@ -187,15 +192,15 @@ def gate_report_from_json(raw: object) -> GateReport:
     """The report `raw` holds, or WrongType naming the first bad field."""
     record = as_object(raw)
     return GateReport(
-        run=_field(record, "run", as_str),
-        item_id=_field(record, "item_id", as_str),
-        number=_field(record, "number", as_int),
-        where=_field(record, "where", _one_of(WHERE)),
-        started_at=_field(record, "started_at", as_int),
-        ended_at=_field(record, "ended_at", as_int),
-        passed=_field(record, "passed", _bool),
-        results=_field(record, "results", _results),
-        log=_field(record, "log", as_str),
+        run=member(record, "run", as_str),
+        item_id=member(record, "item_id", as_str),
+        number=member(record, "number", as_int),
+        where=member(record, "where", _one_of(WHERE)),
+        started_at=member(record, "started_at", as_int),
+        ended_at=member(record, "ended_at", as_int),
+        passed=member(record, "passed", _bool),
+        results=member(record, "results", _results),
+        log=member(record, "log", as_str),
     )
 
 
@@ -235,15 +240,6 @@ def _other_item(raw: Json, item_id: str) -> bool:
     return isinstance(owner, str) and owner != item_id
 
 
-def _field(record: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
-    if name not in record:
-        raise WrongType(f"'{name}' is missing")
-    try:
-        return read(record[name])
-    except WrongType as exc:
-        raise WrongType(f"'{name}' {exc}") from None
-
-
 def _results(raw: object) -> tuple[GateResult, ...]:
     if not isinstance(raw, list | tuple):
         raise WrongType(f"must be an array, got {describe(raw)}")
@@ -270,7 +266,3 @@ def _bool(raw: object) -> bool:
     if not isinstance(raw, bool):
         raise WrongType(f"must be a boolean, got {describe(raw)}")
     return raw
-
-
-def _optional_int(raw: object) -> int | None:
-    return None if raw is None else as_int(raw)

@@ -8,7 +8,10 @@ value was, so every refusal names both the place and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class WrongType(ValueError):
@@ -49,3 +52,17 @@ def as_object(value: object) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
         raise WrongType(f"must be an object, got {describe(value)}")
     return value
+
+
+def member(record: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
+    """`read` applied to `record[name]`; WrongType names the member when it is missing or bad."""
+    if name not in record:
+        raise WrongType(f"'{name}' is missing")
+    try:
+        return read(record[name])
+    except WrongType as exc:
+        raise WrongType(f"'{name}' {exc}") from None
+
+
+def as_optional_int(value: object) -> int | None:
+    return None if value is None else as_int(value)

@@ -14,7 +14,7 @@ Reading tolerates bad records the way items do: each becomes a problem line for 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -22,7 +22,14 @@ from typing import TypeVar
 from huskies.crdt import Document, Json, ObjKind, Path, Transaction
 from huskies.pipeline.events import Archive, IllegalTransition, MergeFailed
 from huskies.pipeline.items import WorkItem
-from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+from huskies.pipeline.jsonvalues import (
+    WrongType,
+    as_int,
+    as_object,
+    as_str,
+    describe,
+    member,
+)
 from huskies.pipeline.stages import ArchiveReason
 from huskies.pipeline.updates import ItemUpdate, apply_event
 
@@ -75,23 +82,23 @@ def job_to_json(job: MergeJob) -> dict[str, Json]:
 def job_from_json(item_id: str, raw: object) -> MergeJob:
     """The job `raw` records for `item_id`, or WrongType naming the first bad field."""
     record = as_object(raw)
-    state = _field(record, "state", as_str)
+    state = member(record, "state", as_str)
     if state not in JobState._value2member_map_:
         raise WrongType(f"'state' must be one of {', '.join(JobState)}, got {state!r}")
-    attempt = _field(record, "attempt", as_int)
+    attempt = member(record, "attempt", as_int)
     if attempt < 1:
         raise WrongType(f"'attempt' must be ≥ 1, got {attempt}")
     return MergeJob(
         item_id=item_id,
-        number=_field(record, "number", as_int),
-        node=_field(record, "node", as_str),
-        boot=_field(record, "boot", as_str),
+        number=member(record, "number", as_int),
+        node=member(record, "node", as_str),
+        boot=member(record, "boot", as_str),
         state=JobState(state),
         attempt=attempt,
-        started_at=_field(record, "started_at", as_int),
-        ended_at=_field(record, "ended_at", _nullable(as_int)),
-        reason=_field(record, "reason", _nullable(as_str)),
-        commit=_field(record, "commit", _nullable(as_str)),
+        started_at=member(record, "started_at", as_int),
+        ended_at=member(record, "ended_at", _nullable(as_int)),
+        reason=member(record, "reason", _nullable(as_str)),
+        commit=member(record, "commit", _nullable(as_str)),
     )
 
 
@@ -175,15 +182,6 @@ def merge_failure(
         dataclasses.replace(update.item, blocked_reason=blocked),
         {**update.fields, "blocked_reason": blocked},
     )
-
-
-def _field(record: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
-    if name not in record:
-        raise WrongType(f"'{name}' is missing")
-    try:
-        return read(record[name])
-    except WrongType as exc:
-        raise WrongType(f"'{name}' {exc}") from None
 
 
 def _nullable(read: Callable[[object], T]) -> Callable[[object], T | None]:

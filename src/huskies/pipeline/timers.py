@@ -14,14 +14,19 @@ as arguments; the zone's rules are read from tzdata when the caller builds the Z
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from huskies.crdt import Document, Json, ObjKind, Path, Transaction
-from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+from huskies.pipeline.jsonvalues import (
+    WrongType,
+    as_int,
+    as_object,
+    as_str,
+    describe,
+    member,
+)
 from huskies.pipeline.schema import parse_item_key
 
 TIMERS = "timers"
@@ -30,8 +35,6 @@ TIMERS_PATH: Path = (TIMERS,)
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +149,15 @@ def timer_from_json(item_id: str, raw: object) -> Timer:
     except ValueError as exc:
         raise WrongType(str(exc)) from None
     entry = as_object(raw)
-    number = _field(entry, "number", as_int)
+    number = member(entry, "number", as_int)
     if number < 1:
         raise WrongType(f"'number' must be ≥ 1, got {number}")
     return Timer(
         item_id=item_id,
         number=number,
-        at=_field(entry, "at", as_int),
-        set_at=_field(entry, "set_at", as_int),
-        node=None if entry.get("node") is None else _field(entry, "node", as_str),
+        at=member(entry, "at", as_int),
+        set_at=member(entry, "set_at", as_int),
+        node=None if entry.get("node") is None else member(entry, "node", as_str),
     )
 
 
@@ -176,12 +179,3 @@ def read_timers(doc: Document) -> tuple[list[Timer], list[str]]:
             problems.append(f"timer for item {item_id!r}: {exc}")
     timers.sort(key=lambda timer: (timer.at, timer.item_id))
     return timers, problems
-
-
-def _field(entry: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
-    if name not in entry:
-        raise WrongType(f"'{name}' is missing")
-    try:
-        return read(entry[name])
-    except WrongType as exc:
-        raise WrongType(f"'{name}' {exc}") from None

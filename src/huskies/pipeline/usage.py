@@ -7,17 +7,21 @@ becomes a problem for that record, and the rest still add up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from huskies.crdt import Document, Json, ObjKind, Path, Transaction
-from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+from huskies.pipeline.jsonvalues import (
+    WrongType,
+    as_int,
+    as_object,
+    as_optional_int,
+    as_str,
+    describe,
+    member,
+)
 
 USAGE = "usage"
 USAGE_PATH: Path = (USAGE,)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +87,20 @@ def record_usage(tx: Transaction, record: UsageRecord) -> None:
 def usage_from_json(raw: object) -> UsageRecord:
     """The record `raw` holds, or WrongType naming the first bad field."""
     record = as_object(raw)
-    ints = {name: _field(record, name, as_int) for name in _INTS}
-    strs = {name: _field(record, name, as_str) for name in _STRS}
+    ints = {name: member(record, name, as_int) for name in _INTS}
+    strs = {name: member(record, name, as_str) for name in _STRS}
     return UsageRecord(
         run=strs["run"],
         item_id=strs["item_id"],
         number=ints["number"],
         agent=strs["agent"],
         outcome=strs["outcome"],
-        cost_usd=_field(record, "cost_usd", _cost),
+        cost_usd=member(record, "cost_usd", _cost),
         input_tokens=ints["input_tokens"],
         output_tokens=ints["output_tokens"],
         cache_read_input_tokens=ints["cache_read_input_tokens"],
         cache_creation_input_tokens=ints["cache_creation_input_tokens"],
-        turns=_field(record, "turns", _optional_int),
+        turns=member(record, "turns", as_optional_int),
         started_at=ints["started_at"],
         ended_at=ints["ended_at"],
     )
@@ -120,15 +124,6 @@ def read_usage(doc: Document) -> tuple[list[UsageRecord], list[str]]:
     return records, problems
 
 
-def _field(record: Mapping[str, object], name: str, read: Callable[[object], T]) -> T:
-    if name not in record:
-        raise WrongType(f"'{name}' is missing")
-    try:
-        return read(record[name])
-    except WrongType as exc:
-        raise WrongType(f"'{name}' {exc}") from None
-
-
 def _cost(raw: object) -> float | None:
     if raw is None:
         return None
@@ -136,7 +131,3 @@ def _cost(raw: object) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise WrongType(f"must be a number or null, got {describe(raw)}")
     return float(raw)
-
-
-def _optional_int(raw: object) -> int | None:
-    return None if raw is None else as_int(raw)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from huskies.crdt import Document, Json, ObjKind, Path, Transaction
+from huskies.crdt import Document, Json, Transaction
 from huskies.pipeline.jsonvalues import (
     WrongType,
     as_int,
@@ -24,9 +24,9 @@ from huskies.pipeline.jsonvalues import (
     describe,
     member,
 )
+from huskies.pipeline.records import append_record, stored_records
 
 GATE_REPORTS = "gate_reports"
-GATE_REPORTS_PATH: Path = (GATE_REPORTS,)
 
 TAIL_CHARS = 4000
 """The most output one step keeps in its report."""
@@ -169,8 +169,7 @@ def gate_report_to_json(report: GateReport) -> dict[str, Json]:
 
 def record_gate_report(tx: Transaction, report: GateReport) -> None:
     """Append `report` (the list is made every time; concurrent makes share one list)."""
-    tx.make((), GATE_REPORTS, ObjKind.LIST)
-    tx.insert(GATE_REPORTS_PATH, 0, gate_report_to_json(report))
+    append_record(tx, GATE_REPORTS, gate_report_to_json(report))
 
 
 def gate_result_from_json(raw: object) -> GateResult:
@@ -210,14 +209,9 @@ def read_gate_reports(
     """The gate reports (of `item_id` only, if given), newest first, and a problem line for
     each malformed one. A malformed report that plainly belongs to another item is left out
     of one item's problems; one whose item cannot be told is always reported."""
-    try:
-        values = doc.get(GATE_REPORTS_PATH)
-    except KeyError:
-        return [], []
-    if not isinstance(values, list):
-        return [], [f"{GATE_REPORTS} must be an array, got {describe(values)}"]
-    reports, problems = [], []
-    # Reports are inserted at the front, so position 0 is the latest this node has seen.
+    values, problems = stored_records(doc, GATE_REPORTS)
+    reports = []
+    # Position 0 is the latest this node has seen.
     for position, raw in enumerate(values):
         if item_id is not None and _other_item(raw, item_id):
             continue

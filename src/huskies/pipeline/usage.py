@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from huskies.crdt import Document, Json, ObjKind, Path, Transaction
+from huskies.crdt import Document, Json, Transaction
 from huskies.pipeline.jsonvalues import (
     WrongType,
     as_int,
@@ -19,9 +19,9 @@ from huskies.pipeline.jsonvalues import (
     describe,
     member,
 )
+from huskies.pipeline.records import append_record, stored_records
 
 USAGE = "usage"
-USAGE_PATH: Path = (USAGE,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +80,7 @@ def usage_to_json(record: UsageRecord) -> dict[str, Json]:
 
 def record_usage(tx: Transaction, record: UsageRecord) -> None:
     """Append `record` (the list is made every time; concurrent makes share one list)."""
-    tx.make((), USAGE, ObjKind.LIST)
-    tx.insert(USAGE_PATH, 0, usage_to_json(record))
+    append_record(tx, USAGE, usage_to_json(record))
 
 
 def usage_from_json(raw: object) -> UsageRecord:
@@ -108,14 +107,8 @@ def usage_from_json(raw: object) -> UsageRecord:
 
 def read_usage(doc: Document) -> tuple[list[UsageRecord], list[str]]:
     """Every usage record, oldest first, and a problem line for each one that is malformed."""
-    try:
-        values = doc.get(USAGE_PATH)
-    except KeyError:
-        return [], []
-    if not isinstance(values, list):
-        return [], [f"usage must be an array, got {describe(values)}"]
-    records, problems = [], []
-    # Records are inserted at the front, so the list reads newest first.
+    values, problems = stored_records(doc, USAGE)
+    records = []
     for position, raw in enumerate(reversed(values)):
         try:
             records.append(usage_from_json(raw))

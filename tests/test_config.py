@@ -100,7 +100,9 @@ def test_templates_spell_out_every_key_with_a_comment():
     assert set(project) == set(ProjectConfig.model_fields) - {"components"}
     assert set(project["store"]) == set(StoreConfig.model_fields)
     assert set(project["sync"]) == set(SyncConfig.model_fields)
-    [coder] = tomllib.loads(AGENTS_TOML_TEMPLATE)["agent"]
+    agents = tomllib.loads(AGENTS_TOML_TEMPLATE)
+    assert set(agents) == {"permission_timeout_secs", "agent", "permission"}
+    [coder] = agents["agent"]
     assert set(coder) == set(AgentConfig.model_fields) - {"argv"}
     comment_above_each_key(PROJECT_TOML_TEMPLATE)
     comment_above_each_key(AGENTS_TOML_TEMPLATE)
@@ -524,7 +526,9 @@ def test_an_agent_that_is_not_a_table_is_refused(tmp_path):
 
 
 def test_an_unknown_top_level_key_in_agents_toml(tmp_path):
-    assert agents_error(tmp_path, "[[agents]]\n") == ("unknown key 'agents'; allowed keys: 'agent'")
+    assert agents_error(tmp_path, "[[agents]]\n") == (
+        "unknown key 'agents'; allowed keys: 'permission_timeout_secs', 'agent', 'permission'"
+    )
 
 
 def test_every_bad_agent_key_is_reported_at_once(tmp_path):
@@ -535,3 +539,42 @@ def test_every_bad_agent_key_is_reported_at_once(tmp_path):
         "agent[1] (\"qa\").stage: got 'review'; allowed: 'coder', 'qa', 'mergemaster'",
         f"agent[1] (\"qa\"): unknown key 'x'; allowed keys: {AGENT_KEYS}",
     ]
+
+
+# --- [[permission]] rules -------------------------------------------------------------------
+
+
+def test_the_templates_permission_rules_load(tmp_path):
+    config = load_agents_config(write(tmp_path, "agents.toml", AGENTS_TOML_TEMPLATE))
+    assert config.permission_timeout_secs == 300
+    git, bash = config.permissions
+    assert (git.tool_name, git.argument, git.decision) == ("Bash", "git *", "allow")
+    assert (bash.tool_name, bash.argument, bash.decision) == ("Bash", None, "ask")
+
+
+def test_bad_permission_rules_are_named(tmp_path):
+    text = (
+        agent()
+        + '[[permission]]\ntool = "Bash(git *"\ndecision = "maybe"\n'
+        + '[[permission]]\ntool = ""\ndecision = "allow"\nreason = "x"\n'
+    )
+    assert agents_error(tmp_path, text).splitlines() == [
+        "permission[0].tool: got 'Bash(git *'; allowed: a tool name, optionally with an "
+        'argument pattern, e.g. "Bash", "Bash(git *)" or "mcp__github__*"',
+        "permission[0].decision: got 'maybe'; allowed: 'allow', 'deny', 'ask'",
+        "permission[1].tool: got ''; allowed: a tool name, optionally with an argument "
+        'pattern, e.g. "Bash", "Bash(git *)" or "mcp__github__*"',
+        "permission[1]: unknown key 'reason'; allowed keys: 'tool', 'decision', 'agent', 'message'",
+    ]
+
+
+def test_a_permission_rule_for_an_unknown_agent_is_refused(tmp_path):
+    text = agent() + '[[permission]]\ntool = "Bash"\ndecision = "ask"\nagent = "cdoer"\n'
+    assert agents_error(tmp_path, text) == (
+        "permission[0].agent: no [[agent]] is named 'cdoer'; agents: 'coder'"
+    )
+
+
+def test_the_permission_timeout_must_be_positive(tmp_path):
+    text = "permission_timeout_secs = 0\n" + agent()
+    assert agents_error(tmp_path, text) == "permission_timeout_secs: got 0; allowed: greater than 0"

@@ -120,6 +120,10 @@ AGENTS_TOML_TEMPLATE = """\
 #   {base_branch}  the branch the work is merged into
 # Write {{ and }} for literal braces.
 
+# How long a permission request waits for a person's answer (see [[permission]] below)
+# before it is denied. The agent's inactivity timeout does not run while it waits.
+permission_timeout_secs = 300
+
 [[agent]]
 # A unique name, used in logs, on the board and in commands.
 name = "coder"
@@ -161,6 +165,30 @@ the quality gates itself and merges the branch once they pass.
 system_prompt = ""
 
 # `argv` is only for runtime "command": see the example below.
+
+# When a claude-code agent wants a tool that its allowed_tools do not cover, huskies decides
+# with these rules, first match wins. `tool` is a tool name, optionally with a pattern for
+# its argument (the command of Bash, the path of Edit or Write relative to the worktree, the
+# URL of WebFetch): "Bash", "Bash(git *)", "Edit(docs/*)", "mcp__github__*". `*` matches
+# anything, "/" included. A command pattern other than "*" never matches a command that
+# chains or redirects (;, &&, ||, |, $(, backticks, <, >). `decision` is "allow", "deny" or
+# "ask": ask a person on the board (or POST /api/permissions/ID), denied if no one answers
+# within permission_timeout_secs. Optional keys: `agent` (the rule is for that agent only)
+# and `message` (what a denied agent is told). No rule matches: huskies' own tools
+# (mcp__huskies__*) are allowed, anything else is denied. A path outside the agent's
+# worktree is always denied.
+
+[[permission]]
+# Plain git commands (status, diff, add, commit…) run without asking.
+tool = "Bash(git *)"
+# "allow", "deny" or "ask".
+decision = "allow"
+
+[[permission]]
+# Any other command: ask a person.
+tool = "Bash"
+# "allow", "deny" or "ask".
+decision = "ask"
 
 # A "command" agent runs any program in the item's worktree. `argv` is the program and its
 # arguments (required, not empty); every other key means what it means above. To use it,
@@ -399,16 +427,70 @@ class AgentConfig(_Model):
         return self
 
 
-class AgentsConfig(_Model):
-    """agents.toml: the `[[agent]]` tables, in file order."""
+Decision = Literal["allow", "deny", "ask"]
 
+_TOOL_RULE = re.compile(r"(?P<name>[^()\s]+)(?:\((?P<argument>.+)\))?")
+
+
+class PermissionRule(_Model):
+    """One `[[permission]]` table of agents.toml: who may use which tool without asking."""
+
+    tool: StrictStr
+    decision: Decision
+    agent: StrictStr = ""
+    """Only this agent's requests; empty: every agent's."""
+    message: StrictStr = ""
+    """What a denied agent is told (a default names the rule)."""
+
+    @field_validator("tool")
+    @classmethod
+    def _tool_pattern(cls, value: str) -> str:
+        if _TOOL_RULE.fullmatch(value) is None:
+            raise _Invalid(
+                f"got {value!r}; allowed: a tool name, optionally with an argument pattern, "
+                'e.g. "Bash", "Bash(git *)" or "mcp__github__*"'
+            )
+        return value
+
+    @property
+    def tool_name(self) -> str:
+        return self._parts()[0]
+
+    @property
+    def argument(self) -> str | None:
+        """The pattern in parentheses, if the rule has one."""
+        return self._parts()[1]
+
+    def _parts(self) -> tuple[str, str | None]:
+        found = _TOOL_RULE.fullmatch(self.tool)
+        assert found is not None  # checked when loaded
+        return found["name"], found["argument"]
+
+
+class AgentsConfig(_Model):
+    """agents.toml: the `[[agent]]` tables, in file order, and the `[[permission]]` rules."""
+
+    permission_timeout_secs: StrictInt = Field(default=300, gt=0)
     agents: tuple[AgentConfig, ...] = Field(default=(), alias="agent")
+    permissions: tuple[PermissionRule, ...] = Field(default=(), alias="permission")
 
     @field_validator("agents")
     @classmethod
     def _unique_names(cls, agents: tuple[AgentConfig, ...]) -> tuple[AgentConfig, ...]:
         _unique_names([agent.name for agent in agents], "agent")
         return agents
+
+    @model_validator(mode="after")
+    def _rules_name_known_agents(self) -> Self:
+        names = {agent.name for agent in self.agents}
+        for index, rule in enumerate(self.permissions):
+            if rule.agent and rule.agent not in names:
+                known = ", ".join(repr(name) for name in sorted(names)) or "none"
+                raise _Invalid(
+                    f"no [[agent]] is named {rule.agent!r}; agents: {known}",
+                    at=("permission", index, "agent"),
+                )
+        return self
 
 
 def _unique_names(names: list[str], table: str) -> None:

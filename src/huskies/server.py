@@ -40,6 +40,7 @@ from huskies.services.item_events import publish_item_events
 from huskies.services.merge import RETRY_AFTER_S, GateVerdict, MergeQueue, MergeWorkspace
 from huskies.services.node import Node, configured_keys
 from huskies.services.notifications import Notifier
+from huskies.services.permissions import Permissions
 from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
@@ -322,6 +323,7 @@ def _pipeline(
         await agents.start(number)
 
     timers = Timers(replica, board, settings, clock, fire, notify=notifier)
+    permissions = Permissions(settings, hub, clock, notify=notifier)
     services = Services(
         project,
         settings,
@@ -335,6 +337,8 @@ def _pipeline(
         notifier=notifier,
         gates=gates,
         worktrees=worktrees,
+        permissions=permissions,
+        merge=merge,
     )
     return _Pipeline(services, agents, merge, timers, Archiver(board, settings, clock), notifier)
 

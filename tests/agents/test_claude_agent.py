@@ -18,7 +18,7 @@ from huskies.agents.events import RateLimit, SessionStarted
 from huskies.pipeline import ExecutionState
 from huskies.pipeline.usage import read_usage
 
-from ..services.agent_rig import rig
+from ..services.agent_rig import served_rig
 from .fake_model import FakeModel, Reply, claude_agent_toml, rate_limited, tool
 
 WORKTREE = Path(".huskies") / "worktrees" / "1-say-hello"
@@ -43,7 +43,7 @@ async def test_claude_code_codes_a_story_and_huskies_records_its_cost(
     tmp_path: Path, fake_model: FakeModel
 ):
     toml = claude_agent_toml(fake_model, tmp_path / "home")
-    async with rig(tmp_path, toml) as r:
+    async with served_rig(tmp_path, toml) as r:
         fake_model.add(*write_and_commit(r.project.root))
         item = await r.board.create("Say hello")
         run = await r.agents.start(1)
@@ -97,7 +97,7 @@ async def test_a_rate_limited_claude_waits_for_the_reset_and_resumes(
         ANTHROPIC_API_KEY="",
         CLAUDE_CODE_OAUTH_TOKEN="sk-ant-oat-fake",
     )
-    async with rig(tmp_path, toml) as r:
+    async with served_rig(tmp_path, toml) as r:
         reset_s = int(time.time()) + 2
         fake_model.add(rate_limited(reset_s), *write_and_commit(r.project.root))
         item = await r.board.create("Say hello")

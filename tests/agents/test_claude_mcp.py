@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from huskies.agents.events import SessionStarted
 from huskies.pipeline.gates import read_gate_reports
 from huskies.server import running
+from huskies.services.permissions import PERMISSION_REQUEST
 
 from ..services.agent_rig import make_repo
 from .fake_model import FakeModel, Reply, claude_agent_toml, tool
@@ -67,3 +69,59 @@ async def test_claude_code_checks_a_criterion_and_runs_the_gates_through_mcp(
         assert reports[-1].where == "worktree"
         assert reports[-1].passed
         assert "pass" in json.dumps(results[2]).lower()
+
+
+PERMISSIONS = """
+[[permission]]
+tool = "Bash(git tag allowed)"
+decision = "allow"
+
+[[permission]]
+tool = "Bash(git tag asked)"
+decision = "ask"
+"""
+
+
+@pytest.mark.usefixtures("use_claude")
+async def test_claude_codes_permission_prompts_go_through_prompt_permission(
+    tmp_path: Path, fake_model: FakeModel
+):
+    project = make_repo(tmp_path / "repo")
+    # Bash is not among the allowed tools, so Claude Code asks huskies before each command
+    # that its own permission mode does not accept (acceptEdits accepts touch, mkdir and the
+    # like, so the commands here are git's).
+    agents = claude_agent_toml(fake_model, tmp_path / "home", tools=("Write",)) + PERMISSIONS
+    project.agents_toml.write_text(agents)
+    fake_model.add(
+        tool("Bash", command="git tag allowed"),
+        tool("Bash", command="git tag asked"),
+        tool("Bash", command="git tag denied"),
+        Reply("Two tags made, one refused."),
+    )
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        services = server.services
+        assert services.agents is not None
+        assert services.permissions is not None
+        await services.board.create("Touch files")
+        with services.hub.subscribe({PERMISSION_REQUEST}) as requests:
+            run = await services.agents.start(1)
+            assert run is not None
+            async with asyncio.timeout(90):
+                request = await requests.get()
+                # A person allows the asked one, as the board's Allow button does.
+                assert (request.data["tool"], request.data["number"]) == (
+                    "Bash(git tag asked)",
+                    1,
+                )
+                services.permissions.answer(request.data["id"], allow=True)
+                await run.finished.wait()
+        tags = subprocess.run(
+            ["git", "tag", "--list"], cwd=project.root, capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert tags == ["allowed", "asked"]
+        results = fake_model.tool_results()
+        assert len(results) == 3
+        assert [bool(result.get("is_error")) for result in results] == [False, False, True]
+        assert "no [[permission]] rule in agents.toml allows Bash(git tag denied)" in json.dumps(
+            results[2]
+        )

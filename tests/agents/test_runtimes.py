@@ -96,6 +96,8 @@ def test_claude_code_runs_in_stream_json_with_its_limits_and_an_mcp_config(
         "acceptEdits",
         "--mcp-config",
         str(config_path),
+        "--permission-prompt-tool",
+        "mcp__huskies__prompt_permission",
         "--model",
         "sonnet",
         "--allowedTools",

@@ -126,6 +126,21 @@ async def test_silence_past_the_inactivity_timeout_ends_the_group(tmp_path: Path
     assert [s.event for s in run.events] == [Text("once")]
 
 
+async def test_waiting_on_a_person_is_not_inactivity(tmp_path: Path):
+    run = AgentProcess(spec(tmp_path, "echo asking; sleep 300", timeout_s=0.5), tmp_path / "log")
+    await run.start()
+    with run.waiting_on_a_person():
+        # Three timeouts' worth of silence: time passing is what is tested, not an event.
+        await asyncio.sleep(1.5)
+        assert run.running
+    released = time.monotonic()
+    end = await run.wait()
+    # The inactivity clock starts again when the wait ends: the run times out one timeout
+    # after the answer, not at once.
+    assert end.outcome is Outcome.TIMED_OUT
+    assert time.monotonic() - released >= 0.5
+
+
 async def test_an_agent_that_ignores_sigterm_is_killed(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(supervisor, "KILL_GRACE_S", 0.3)
     ready = tmp_path / "ready"

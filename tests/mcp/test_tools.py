@@ -35,6 +35,8 @@ TOOLS = {
     "approve_qa",
     "reject_qa",
     "get_merge_status",
+    "report_merge_failure",
+    "prompt_permission",
     "set_timer",
     "list_timers",
     "cancel_timer",
@@ -129,4 +131,9 @@ async def test_bad_arguments_are_clear_tool_errors_that_change_nothing(project: 
         assert "run_id" in await refused(client, "get_test_result", run_id="nope")
         assert "no agent running" in await refused(client, "stop_agent", number=1)
         assert "limit" in await refused(client, "git_log", limit=0)
+        no_merge = await refused(client, "report_merge_failure", number=1, reason="stuck")
+        assert "no mergemaster is working on #1's merge now" in no_merge
+        assert "reason" in await refused(client, "report_merge_failure", number=1, reason="")
+        assert "tool_name" in await refused(client, "prompt_permission", tool_name="", input={})
+        assert "input" in await refused(client, "prompt_permission", tool_name="Bash", input=3)
         assert stored(server) == before

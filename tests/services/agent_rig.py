@@ -14,6 +14,7 @@ from pathlib import Path
 
 from huskies.pipeline import WorkItem
 from huskies.project import Project, init_project
+from huskies.server import running
 from huskies.services.agents import Agents
 from huskies.services.events import EventHub
 from huskies.services.settings import Settings
@@ -82,15 +83,20 @@ def make_repo(path: Path) -> Project:
     return project
 
 
-@contextlib.asynccontextmanager
-async def rig(
-    tmp_path: Path, agents_toml: str, *, max_coders: int = 3, max_retries: int = 3
-) -> AsyncIterator[Rig]:
+def rig_project(tmp_path: Path, agents_toml: str, max_coders: int, max_retries: int) -> Project:
     project = make_repo(tmp_path / "repo")
     project.agents_toml.write_text(agents_toml)
     toml = project.project_toml.read_text()
     toml = toml.replace("max_coders = 3", f"max_coders = {max_coders}")
     project.project_toml.write_text(toml.replace("max_retries = 3", f"max_retries = {max_retries}"))
+    return project
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    tmp_path: Path, agents_toml: str, *, max_coders: int = 3, max_retries: int = 3
+) -> AsyncIterator[Rig]:
+    project = rig_project(tmp_path, agents_toml, max_coders, max_retries)
     settings = Settings.load(project)
     replica = await Replica.open(project.db_path)
     board = Board(replica, wall_clock_ms)
@@ -114,3 +120,16 @@ async def rig(
             await loop
         await agents.close()
         await replica.close()
+
+
+@contextlib.asynccontextmanager
+async def served_rig(
+    tmp_path: Path, agents_toml: str, *, max_coders: int = 3, max_retries: int = 3
+) -> AsyncIterator[Rig]:
+    """The rig inside a whole `huskies serve`: for agents that need the server itself, such
+    as Claude Code, whose permission prompts go to the server's MCP endpoint."""
+    project = rig_project(tmp_path, agents_toml, max_coders, max_retries)
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        services = server.services
+        assert services.agents is not None
+        yield Rig(project, services.board, services.agents, services.hub, services.replica)

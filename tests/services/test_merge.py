@@ -33,6 +33,7 @@ from huskies.services.merge import (
     MergeQueue,
     MergeResult,
     MergeWorkspace,
+    NoMergemaster,
 )
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
@@ -457,6 +458,33 @@ async def test_a_mergemaster_that_did_not_finish_fails_and_so_does_none(rig: Rig
     )
     assert rig.tip() == old
     assert rig.board.get(1).retries == 2
+
+
+async def test_a_mergemaster_that_gives_up_fails_the_merge_with_its_reason(rig: Rig):
+    item = await conflicting(rig)
+    queue: MergeQueue | None = None
+
+    async def giving_up(gated: WorkItem, path: Path, prompt: str) -> bool:
+        assert "report_merge_failure" in prompt
+        (path / "README.md").write_text("a resolution it does not trust\n")
+        git_in(path, "add", "README.md")
+        assert queue is not None
+        queue.report_failure(gated, "the two sides want different greetings; ask the author")
+        return True
+
+    queue = rig.queue(mergemaster=giving_up)
+    with pytest.raises(NoMergemaster, match="no mergemaster is working on #1's merge now"):
+        queue.report_failure(item, "too early")
+    old = rig.tip()
+    await queue.merge_one(item)
+    assert rig.tip() == old  # what it staged is not taken
+    assert rig.board.get(1).retries == 1
+    assert rig.job(item).reason == (
+        "merging feature/story-1 into main conflicts in README.md, and the mergemaster gave up: "
+        "the two sides want different greetings; ask the author"
+    )
+    with pytest.raises(NoMergemaster):
+        queue.report_failure(rig.board.get(1), "too late")
 
 
 async def test_gates_failing_on_a_resolution_fail_the_merge(rig: Rig):

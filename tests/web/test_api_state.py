@@ -88,6 +88,8 @@ async def test_the_openapi_schema_lists_the_routes_and_the_error_shape(project: 
             "/api/config/reload",
             "/api/state",
             "/api/health",
+            "/api/permissions",
+            "/api/permissions/{request_id}",
         }
         assert set(paths["/api/items"]) == {"get", "post"}
         assert set(paths["/api/items/{number}"]) == {"get", "patch", "delete"}

@@ -20,6 +20,7 @@ from huskies.config import AgentConfig
 
 CLAUDE_ENV = "HUSKIES_CLAUDE"
 CODEX_ENV = "HUSKIES_CODEX"
+PERMISSION_TOOL = "mcp__huskies__prompt_permission"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,10 @@ def _claude_argv(agent: AgentConfig, context: RunContext, prompt: str, run_dir: 
         "acceptEdits",
         "--mcp-config",
         str(config_path),
+        # Tools beyond --allowedTools are asked about here; huskies rules on them with the
+        # [[permission]] rules of agents.toml, asking a person when a rule says so.
+        "--permission-prompt-tool",
+        PERMISSION_TOOL,
     ]
     if agent.model:
         argv += ["--model", agent.model]

@@ -17,7 +17,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -94,6 +94,7 @@ class AgentProcess:
     _result: Result | None = None
     _rate_limit: RateLimit | None = None
     _last_output: float = 0.0
+    _waiting_on_people: int = 0
     _seq: int = 0
     _done: asyncio.Future[RunEnd] | None = None
 
@@ -133,6 +134,17 @@ class AgentProcess:
             self._ending, self._ending_message = outcome, message
             self._signal_group(signal.SIGTERM)
         return await self.wait()
+
+    @contextlib.contextmanager
+    def waiting_on_a_person(self) -> Iterator[None]:
+        """While the agent waits for a person (a permission prompt), its silence is not
+        inactivity; the inactivity clock starts again when the wait ends."""
+        self._waiting_on_people += 1
+        try:
+            yield
+        finally:
+            self._waiting_on_people -= 1
+            self._last_output = time.monotonic()
 
     async def _watch(self) -> None:
         assert self._process is not None
@@ -203,7 +215,7 @@ class AgentProcess:
     async def _watchdog(self) -> None:
         timeout = self.spec.inactivity_timeout_s
         while True:
-            silent = time.monotonic() - self._last_output
+            silent = 0.0 if self._waiting_on_people else time.monotonic() - self._last_output
             if silent >= timeout:
                 if self._ending is None:
                     self._ending = Outcome.TIMED_OUT

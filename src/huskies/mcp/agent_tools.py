@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from huskies.agents.permissions import ToolCall
 from huskies.mcp.scope import Scope, dumps, reported
 from huskies.pipeline import item_to_json
 from huskies.pipeline.merge_jobs import job_to_json, read_jobs
@@ -121,6 +122,46 @@ def register(server: MCPServer, scope: Scope) -> None:
         return dumps(
             {"stage": item.stage.name.value, "job": None if job is None else job_to_json(job)}
         )
+
+    @server.tool(
+        description="The mergemaster's way to give up on the item's merge it is working on: "
+        "when it exits, the merge fails with this reason (a retry is counted) instead of "
+        "huskies taking what the workspace holds. Returns at once with the merge status.",
+        structured_output=False,
+    )
+    @reported
+    async def report_merge_failure(
+        number: Number, reason: Annotated[str, Field(min_length=1)], ctx: Context
+    ) -> str:
+        scope.caller(ctx).check_item(board, number)
+        scope.merge().report_failure(board.get(number), reason)
+        return dumps({"reported": True, "reason": reason})
+
+    @server.tool(
+        description="For --permission-prompt-tool: may the caller use tool_name with input? "
+        "agents.toml's [[permission]] rules decide; an ask rule blocks until a person "
+        "answers (denied after permission_timeout_secs, 300 s by default). Returns "
+        '{"behavior":"allow","updatedInput":…} or {"behavior":"deny","message":…}.',
+        structured_output=False,
+    )
+    @reported
+    async def prompt_permission(
+        tool_name: Annotated[str, Field(min_length=1)],
+        input: dict[str, Any],  # the name Claude Code sends
+        ctx: Context,
+        tool_use_id: str | None = None,  # sent by Claude Code; not needed to decide
+    ) -> str:
+        caller = scope.caller(ctx)
+        run = caller.run
+        call = ToolCall(
+            tool=tool_name,
+            tool_input=input,
+            agent=None if run is None else run.agent,
+            directory=caller.worktree or scope.services.project.root,
+        )
+        hold = None if run is None or run.process is None else run.process.waiting_on_a_person()
+        verdict = await scope.permissions().decide(call, caller.own_number(board), hold)
+        return dumps(verdict.for_claude(input))
 
     @server.tool(
         description="Start the item's agent once at the next HH:MM (project time zone); "

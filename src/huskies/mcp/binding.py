@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from huskies.services.agents import Agents
+from huskies.services.agents import Agents, Run
 from huskies.services.stories import Board
 
 
@@ -27,6 +27,8 @@ class Caller:
 
     item_id: str | None = None
     worktree: Path | None = None
+    run: Run | None = field(default=None, compare=False)
+    """The agent run whose token called, if any."""
 
     @property
     def bound(self) -> bool:
@@ -70,7 +72,7 @@ def identify(token: str | None, access_token: str | None, agents: Agents | None)
     if token is not None and agents is not None:
         run = agents.token_for(token)
         if run is not None:
-            return Caller(run.item_id, run.worktree)
+            return Caller(run.item_id, run.worktree, run)
     if access_token is None:
         return PROJECT if token is None else None
     if token is not None and hmac.compare_digest(token.encode(), access_token.encode()):

@@ -18,6 +18,8 @@ from huskies.mcp.binding import Caller, Refused, bearer, identify
 from huskies.mcp.test_runs import TestRuns
 from huskies.mcp.todos import NoSuchTodo
 from huskies.services.agents import AgentError, Agents
+from huskies.services.merge import MergeQueue, NoMergemaster
+from huskies.services.permissions import Permissions
 from huskies.services.review import Review
 from huskies.services.stories import BadField, StoryError
 from huskies.services.timers import Timers
@@ -27,7 +29,7 @@ from huskies.web.services import Services
 P = ParamSpec("P")
 T = TypeVar("T")
 
-EXPECTED = (StoryError, AgentError, Refused, NoSuchTodo, WorktreeError, GitError)
+EXPECTED = (StoryError, AgentError, Refused, NoSuchTodo, WorktreeError, GitError, NoMergemaster)
 """Failures a tool reports to its caller as they are (their messages say what to do)."""
 
 
@@ -51,6 +53,12 @@ class Scope:
 
     def timers(self) -> Timers:
         return _present(self.services.timers, "timers")
+
+    def merge(self) -> MergeQueue:
+        return _present(self.services.merge, "merge queue")
+
+    def permissions(self) -> Permissions:
+        return _present(self.services.permissions, "permissions")
 
     def worktrees(self) -> Worktrees:
         return _present(self.services.worktrees, "worktrees")

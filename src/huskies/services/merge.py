@@ -86,7 +86,9 @@ checks if you can. Committing is optional: huskies turns what you leave here int
 commit on {base} and runs the quality gates on it.
 
 Work only in {workspace}. Do not switch branches, do not commit to {base} or any other branch, \
-and do not merge, rebase, reset or push.
+and do not merge, rebase, reset or push. If it cannot be done without the author (the two \
+sides want different things), call the huskies tool report_merge_failure with the reason and \
+stop.
 """
 
 GATES_PROMPT = """\
@@ -101,7 +103,9 @@ Fix the code in {workspace} so that the gates pass, keeping what {branch} set ou
 on {base} and runs the gates again.
 
 Work only in {workspace}. Do not switch branches, do not commit to {base} or any other branch, \
-and do not merge, rebase, reset or push.
+and do not merge, rebase, reset or push. If it cannot be done without the author (the two \
+sides want different things), call the huskies tool report_merge_failure with the reason and \
+stop.
 """
 
 
@@ -129,6 +133,10 @@ class MergeResult:
     commit: str | None = None
     onto: str | None = None
     conflicts: tuple[str, ...] = ()
+
+
+class NoMergemaster(Exception):
+    """No mergemaster is working on the item's merge, so there is nothing to give up."""
 
 
 class MergeError(Exception):
@@ -452,6 +460,8 @@ class MergeQueue:
         self._retry_after_ms = int(retry_after_s * 1000)
         self._one_at_a_time = asyncio.Lock()
         self._merging: set[str] = set()  # item ids with a merge_one under way
+        # Item ids whose mergemaster works now → the reason it gave up with, if it did.
+        self._resolving: dict[str, str | None] = {}
         self._retry_at: dict[str, int] = {}
         self._reported: set[str] = set()  # bad job records already logged
         self._passes = Passes("merge queue", replica, self.merge_pass)
@@ -503,6 +513,16 @@ class MergeQueue:
                 await self._merge(item.id)
         finally:
             self._merging.discard(item.id)
+
+    def report_failure(self, item: WorkItem, reason: str) -> None:
+        """The mergemaster working on `item` gives up: when it exits, the merge fails with
+        `reason` (counted as a retry) instead of huskies taking what it left."""
+        if item.id not in self._resolving:
+            raise NoMergemaster(
+                f"no mergemaster is working on #{item.number}'s merge now, so there is no "
+                "merge to report as failed"
+            )
+        self._resolving[item.id] = reason
 
     # ---- one merge --------------------------------------------------------------------------
 
@@ -609,7 +629,16 @@ class MergeQueue:
         if self._mergemaster is None:
             return MergeResult(MergeKind.UNRESOLVED, f"{problem}, and no mergemaster is set up")
         log.info("#%s: %s; asking the mergemaster", item.number, problem)
-        if not await self._mergemaster(item, self._workspace.path, prompt):
+        self._resolving[item.id] = None
+        try:
+            finished_cleanly = await self._mergemaster(item, self._workspace.path, prompt)
+        finally:
+            given_up = self._resolving.pop(item.id)
+        if given_up is not None:
+            return MergeResult(
+                MergeKind.UNRESOLVED, f"{problem}, and the mergemaster gave up: {given_up}"
+            )
+        if not finished_cleanly:
             return MergeResult(
                 MergeKind.UNRESOLVED, f"{problem}, and the mergemaster agent did not finish"
             )

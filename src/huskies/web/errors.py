@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from huskies.services.agents import AgentBusy, AgentError, NoRun, NoSuchAgent
+from huskies.services.merge import NoMergemaster
+from huskies.services.permissions import UnknownRequest
 from huskies.services.stories import BadField, IllegalMove, StoryError, UnknownItem
 from huskies.store import PersistError
 
@@ -45,7 +47,7 @@ def _documented(description: str) -> dict[str, Any]:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("Malformed JSON, or a bad value; `field` names it"),
     401: _documented("The access token is missing or wrong"),
-    404: _documented("No such item (or no agent run for it)"),
+    404: _documented("No such item (or no agent run, or permission request, for it)"),
     409: _documented("The pipeline does not allow this move, or the agent is busy"),
 }
 
@@ -69,6 +71,8 @@ def install(app: FastAPI, routes: Iterable[BaseRoute]) -> None:
     app.add_exception_handler(StoryError, _story)
     app.add_exception_handler(AgentError, _agent)
     app.add_exception_handler(PersistError, _persist)
+    app.add_exception_handler(UnknownRequest, _not_found)
+    app.add_exception_handler(NoMergemaster, _conflict)
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -142,6 +146,14 @@ async def _agent(request: Request, exc: Exception) -> Response:
             return error_response(404, str(exc))
         case AgentBusy():
             return error_response(409, str(exc))
+    return error_response(409, str(exc))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc))
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
     return error_response(409, str(exc))
 
 

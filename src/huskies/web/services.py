@@ -12,8 +12,10 @@ from huskies.project import Project
 from huskies.services.agents import Agents
 from huskies.services.events import EventHub
 from huskies.services.gates import Gates
+from huskies.services.merge import MergeQueue
 from huskies.services.node import Node
 from huskies.services.notifications import Notifier
+from huskies.services.permissions import Permissions
 from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board
@@ -37,6 +39,8 @@ class Services:
     notifier: Notifier | None = None
     gates: Gates | None = None
     worktrees: Worktrees | None = None
+    permissions: Permissions | None = None
+    merge: MergeQueue | None = None
 
 
 def get_services(connection: HTTPConnection) -> Services:

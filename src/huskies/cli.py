@@ -29,12 +29,19 @@ from huskies.pipeline.stages import StageName
 from huskies.project import ProjectError, find_project, init_project
 from huskies.render import (
     agent_event_text,
+    approved_text,
+    assigned_text,
     item_table,
     print_errors,
     print_item,
+    rejected_text,
     runs_table,
     stage_text,
     state_json,
+    stopped_text,
+    timer_set_text,
+    timers_text,
+    unblocked_text,
 )
 from huskies.services.agents import AgentError
 from huskies.services.nodes import NodeError, add_trusted_key, issue_token, node_id, running_health
@@ -300,7 +307,7 @@ async def unblock(number: Annotated[int, typer.Argument(help="The item's number.
     """Return a blocked, merge-failed or review-held item to where it can continue."""
     async with _open_board() as (_, board):
         item = await board.unblock(number)
-    out.print(f"#{number} is back in {stage_text(item.stage)}.", markup=False)
+    out.print(unblocked_text(number, item.stage), markup=False)
 
 
 @state_app.command("dump")
@@ -413,17 +420,42 @@ async def node_peers() -> None:
 
 
 @contextlib.asynccontextmanager
-async def _server() -> AsyncIterator[tuple[ProjectConfig, ApiClient]]:
-    """The running server: agents run inside it, so these commands need one."""
+async def _server(
+    why: str = "agents run inside it",
+) -> AsyncIterator[tuple[ProjectConfig, ApiClient]]:
+    """The running server, for the commands that need one; `why` goes into the error when
+    none runs."""
     project = find_project(Path.cwd())
     config = project.config()
     async with connect(project) as client:
         if client is None:
             raise AgentError(
-                "no huskies server is running for this project; agents run inside it, so "
-                "start it with `huskies serve`"
+                f"no huskies server is running for this project; {why}, so start it with "
+                "`huskies serve`"
             )
         yield config, client
+
+
+async def _command(text: str) -> None:
+    """Print the running server's answer to a command of its command interpreter."""
+    async with _server(f"`huskies {text}` asks it") as (_, client):
+        answer = await client.call("POST", "/api/commands", json={"command": text})
+    out.print(answer["output"], markup=False)
+
+
+@app.command()
+@_run
+async def status() -> None:
+    """The pipeline at a glance: each stage's items, what each agent is doing, and the items
+    waiting for a person (review, unblock)."""
+    await _command("status")
+
+
+@app.command()
+@_run
+async def cost() -> None:
+    """What agent runs have cost: in all, today, per agent and per item."""
+    await _command("cost")
 
 
 @agent_app.command("list")
@@ -461,7 +493,7 @@ async def agent_stop(number: Annotated[int, typer.Argument(help="The item's numb
     """Stop an item's agent; the item waits until it is started again."""
     async with _server() as (_, client):
         answer = await client.call("POST", f"/api/items/{number}/stop")
-    out.print(f"Stopped the agent of #{number} ({answer['message']}).", markup=False)
+    out.print(stopped_text(number, answer["message"]), markup=False)
 
 
 @agent_app.command("assign")
@@ -473,7 +505,7 @@ async def agent_assign(
     """Make an agent the item's preferred one, from its next run."""
     async with _server() as (_, client):
         await client.call("POST", f"/api/items/{number}/assign", json={"agent": agent})
-    out.print(f"#{number} will be worked on by {agent}.", markup=False)
+    out.print(assigned_text(number, agent), markup=False)
 
 
 @agent_app.command("output")
@@ -497,7 +529,7 @@ async def approve(number: Annotated[int, typer.Argument(help="The item's number.
     """Approve an item in qa: it goes on to merge (a spike: to done)."""
     async with _server() as (_, client):
         answer = await client.call("POST", f"/api/items/{number}/approve")
-    out.print(f"Approved #{number}; it is now in {answer['stage']['name']}.", markup=False)
+    out.print(approved_text(number, answer["stage"]["name"]), markup=False)
 
 
 @app.command()
@@ -509,7 +541,7 @@ async def reject(
     """Send an item in qa back to coding, with the reason."""
     async with _server() as (_, client):
         await client.call("POST", f"/api/items/{number}/reject", json={"reason": reason})
-    out.print(f"Rejected #{number}; it is back in coding.", markup=False)
+    out.print(rejected_text(number), markup=False)
 
 
 @app.command()
@@ -597,7 +629,7 @@ async def timer_set(
     """Start the item's agent once, at the next HH:MM in the project's time zone."""
     async with _server() as (_, client):
         answer = await client.call("POST", f"/api/items/{number}/timer", json={"at": at})
-    out.print(f"#{number} will start at {answer['local']}.", markup=False)
+    out.print(timer_set_text(number, answer["local"]), markup=False)
 
 
 @timer_app.command("list")
@@ -606,10 +638,8 @@ async def timer_list() -> None:
     """The timers of the running server, soonest first."""
     async with _server() as (_, client):
         answer = await client.call("GET", "/api/timers")
-    if not answer["timers"]:
-        out.print("No timers.")
-    for timer in answer["timers"]:
-        out.print(f"#{timer['number']}  {timer['local']}", markup=False)
+    timers = [(timer["number"], timer["local"]) for timer in answer["timers"]]
+    out.print(timers_text(timers), markup=False)
 
 
 @timer_app.command("cancel")

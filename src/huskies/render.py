@@ -1,8 +1,11 @@
-"""How the CLI shows work items and state: rich tables and plain detail views."""
+"""How the CLI (and the command interpreter) shows work items and state: rich tables, plain
+detail views, and the answers to commands."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +14,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from huskies.costs import Spend
 from huskies.crdt import Document
-from huskies.pipeline import ItemError, WorkItem
-from huskies.pipeline.stages import Archived, Done, Merge, Stage
+from huskies.pipeline import UNBLOCKABLE, ItemError, ItemKind, QaMode, WorkItem
+from huskies.pipeline.stages import Archived, Done, Merge, Qa, Stage, StageName
 from huskies.store import ReplicaStats
 
 
@@ -175,3 +179,214 @@ def runs_table(runs: list[dict[str, Any]], zone: ZoneInfo) -> Table:
             escape(run.get("message") or ""),
         )
     return table
+
+
+def plain_text(draw: Callable[[Console], None]) -> str:
+    """What `draw` prints, as plain text without colours or styles (the command interpreter's
+    answers go to the web board and chat as well as to terminals), less the line end that
+    printing it adds back."""
+    buffer = io.StringIO()
+    draw(Console(file=buffer, color_system=None, highlight=False, soft_wrap=True))
+    return buffer.getvalue().removesuffix("\n")
+
+
+# What the CLI and the command interpreter say after an action; each has one wording.
+
+
+def unblocked_text(number: int, stage: Stage) -> str:
+    return f"#{number} is back in {stage_text(stage)}."
+
+
+def approved_text(number: int, stage: str) -> str:
+    return f"Approved #{number}; it is now in {stage}."
+
+
+def rejected_text(number: int) -> str:
+    return f"Rejected #{number}; it is back in coding."
+
+
+def stopped_text(number: int, how: str) -> str:
+    return f"Stopped the agent of #{number} ({how})."
+
+
+def assigned_text(number: int, agent: str) -> str:
+    return f"#{number} will be worked on by {agent}."
+
+
+def timer_set_text(number: int, local: str) -> str:
+    return f"#{number} will start at {local}."
+
+
+def started_text(number: int, agent: str | None, ended: str | None) -> str:
+    """What starting an agent on #`number` did: `agent` None when none was free; `ended`
+    how its run ended if it already has (say, its program could not start)."""
+    if agent is None:
+        return f"#{number} waits for a free agent"
+    if ended is not None:
+        return f"#{number}: {agent} {ended}"
+    return f"#{number}: {agent} is running"
+
+
+def timer_cancelled_text(number: int, cancelled: bool) -> str:
+    return f"Cancelled the timer of #{number}." if cancelled else f"#{number} has no timer."
+
+
+def timers_text(timers: list[tuple[int, str]]) -> str:
+    """(number, when in the project's time zone) of each timer, soonest first."""
+    return "\n".join(f"#{number}  {local}" for number, local in timers) or "No timers."
+
+
+def duration_text(ms: int) -> str:
+    """A span of time, to the unit that matters: 45s, 12m, 3h05m, 2d4h."""
+    seconds = max(0, ms // 1000)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours}h{minutes % 60:02d}m"
+    return f"{hours // 24}d{hours % 24}h"
+
+
+def usd_text(usd: float) -> str:
+    return f"${usd:.4f}"
+
+
+STATUS_ITEMS_PER_STAGE = 10
+"""Items listed under each stage by `status`; the rest are counted (`story list` has them)."""
+
+DOING_WIDTH = 80
+"""How much of an agent's latest event `status` shows."""
+
+
+def status_text(
+    items: list[WorkItem],
+    agents: list[dict[str, Any]],
+    doing: Mapping[int, str],
+    default_qa: str,
+    now_ms: int,
+) -> str:
+    """The pipeline at a glance: how many items each stage holds and which, what each agent
+    is doing (`agents` as `GET /api/agents` gives them; `doing`: the latest event of the run on
+    each item number), and the items waiting for a person."""
+    by_stage: dict[StageName, list[WorkItem]] = {name: [] for name in StageName}
+    for item in items:
+        by_stage[item.stage.name].append(item)
+    waiting = [item for item in items if _waits_for_person(item, default_qa)]
+    counts = " · ".join(f"{name.value} {len(found)}" for name, found in by_stage.items())
+    if waiting:
+        counts += f" ({len(waiting)} waiting for a person)"
+    lines = [counts]
+    for name, found in by_stage.items():
+        if name is StageName.ARCHIVED or not found:
+            continue
+        lines += ["", name.value.capitalize()]
+        lines += [f"  {_item_line(item)}" for item in found[:STATUS_ITEMS_PER_STAGE]]
+        if len(found) > STATUS_ITEMS_PER_STAGE:
+            more = len(found) - STATUS_ITEMS_PER_STAGE
+            lines.append(f"  … and {more} more (`huskies story list --stage {name.value}`)")
+    if not items:
+        lines += ["", "No items yet: `huskies story new TITLE` adds one."]
+    lines += ["", "Agents"]
+    lines += [f"  {_agent_line(agent, doing, now_ms)}" for agent in agents]
+    if not agents:
+        lines.append("  none configured (.huskies/agents.toml)")
+    if waiting:
+        lines += ["", "Waiting for a person"]
+        lines += [f"  #{item.number}  {item.title}: {_why_waiting(item)}" for item in waiting]
+    return "\n".join(lines)
+
+
+def _waits_for_person(item: WorkItem, default_qa: str) -> bool:
+    stage = item.stage
+    if isinstance(stage, Archived):
+        return stage.reason in UNBLOCKABLE
+    qa = item.qa.value if item.qa else default_qa
+    return isinstance(stage, Qa) and qa == QaMode.HUMAN.value
+
+
+def _why_waiting(item: WorkItem) -> str:
+    if isinstance(item.stage, Qa):
+        return f"review it: `approve {item.number}` or `reject {item.number} REASON`"
+    reason = item.blocked_reason or stage_text(item.stage)
+    return f"{reason} (`unblock {item.number}` when it can go on)"
+
+
+def _item_line(item: WorkItem) -> str:
+    notes = [] if item.kind is ItemKind.STORY else [item.kind.value]
+    if isinstance(item.stage, Merge | Done):
+        notes.append(stage_text(item.stage))
+    if item.agent:
+        notes.append(f"agent {item.agent}")
+    if item.retries:
+        notes.append(f"{item.retries} retr{'y' if item.retries == 1 else 'ies'}")
+    return f"#{item.number}  {item.title}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _agent_line(agent: Mapping[str, Any], doing: Mapping[int, str], now_ms: int) -> str:
+    run = agent["running"]
+    line = f"{agent['name']} ({agent['stage']}): "
+    if run is None:
+        return line + "idle"
+    line += f"#{run['number']}, {run['state'].replace('_', ' ')} for "
+    line += duration_text(now_ms - run["started_at"])
+    latest = doing.get(run["number"], "").strip().splitlines()
+    if latest:
+        text = latest[0]
+        line += ": " + (text if len(text) <= DOING_WIDTH else text[: DOING_WIDTH - 1] + "…")
+    return line
+
+
+def spend_text(
+    spend: Spend, today: str, zone: str, problems: list[str], top_items: int = 10
+) -> str:
+    """What `cost` says: the total, today's spend, each agent's, and the costliest items;
+    `problems` are the usage records that could not be read (and are not in the sums)."""
+    unread = f"\n\nNot counted: {'; '.join(problems)}" if problems else ""
+    if not spend.runs:
+        return "No agent runs are recorded yet, so nothing has been spent." + unread
+    unpriced = f" ({spend.unpriced_runs} reported no cost)" if spend.unpriced_runs else ""
+    spent_today = spend.on(today)
+    lines = [
+        f"Spent {usd_text(spend.total_usd)} on {_runs(spend.runs)}{unpriced}.",
+        f"Today ({today}, {zone}): {usd_text(spent_today.usd)} on {_runs(spent_today.runs)}.",
+        "",
+        "By agent",
+    ]
+    rows = [
+        (
+            agent.agent,
+            usd_text(agent.usd),
+            _runs(agent.runs),
+            f"{agent.input_tokens:,} tokens in, {agent.output_tokens:,} out",
+        )
+        for agent in spend.by_agent
+    ]
+    lines += _columns(rows, right={1})
+    lines += ["", "Costliest items" if len(spend.by_item) > top_items else "By item"]
+    rows = [
+        (f"#{item.number}", usd_text(item.usd), _runs(item.runs), item.title)
+        for item in spend.by_item[:top_items]
+    ]
+    lines += _columns(rows, right={0, 1})
+    return "\n".join(lines) + unread
+
+
+def _runs(count: int) -> str:
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
+def _columns(rows: Sequence[tuple[str, ...]], right: set[int]) -> list[str]:
+    """Rows as aligned, indented lines; the columns in `right` aligned to the right. The last
+    column is free text and never padded."""
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]) - 1)] if rows else []
+    lines = []
+    for row in rows:
+        padded = [
+            cell.rjust(width) if k in right else cell.ljust(width)
+            for k, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append("  " + "  ".join([*padded, row[-1]]))
+    return lines

@@ -90,6 +90,12 @@ async def test_the_openapi_schema_lists_the_routes_and_the_error_shape(project: 
             "/api/health",
             "/api/permissions",
             "/api/permissions/{request_id}",
+            "/api/items/{number}/history",
+            "/api/items/{number}/runs",
+            "/api/costs",
+            "/api/nodes",
+            "/api/commands",
+            "/api/markdown",
         }
         assert set(paths["/api/items"]) == {"get", "post"}
         assert set(paths["/api/items/{number}"]) == {"get", "patch", "delete"}

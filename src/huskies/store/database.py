@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from huskies import __version__
-from huskies.crdt import SignedChange, StoredChange, VerifiedChange
+from huskies.crdt import OpId, Rejected, SignedChange, StoredChange, VerifiedChange, decode_signed
+from huskies.store.elements import element_key, touched_elements
 
 
 class Synchronous(Enum):
@@ -31,8 +32,36 @@ class StoreError(Exception):
     """The database cannot be opened or written; the message says which file and why."""
 
 
-# Each entry migrates the schema from version i to i + 1, inside one transaction.
-MIGRATIONS: tuple[str, ...] = (
+# Which changes touch which element of a root list (see huskies.store.elements), so the history
+# of one work item is read without decoding the whole log. Keyed by element first: the history
+# of one element is one range of the index.
+_ELEMENT_INDEX = """
+    CREATE TABLE element_changes (
+        element_prefix INTEGER NOT NULL,
+        element_idx INTEGER NOT NULL,
+        apply_order INTEGER NOT NULL,
+        PRIMARY KEY (element_prefix, element_idx, apply_order)
+    ) STRICT, WITHOUT ROWID
+"""
+
+
+def _index_elements(conn: sqlite3.Connection) -> None:
+    """Add the element index and fill it from the log already stored."""
+    conn.execute(_ELEMENT_INDEX)
+    cursor = conn.execute("SELECT apply_order, id, body, author, signature FROM changes")
+    while rows := cursor.fetchmany(4096):
+        # Verified when they were ingested; bytes that no longer decode are for the replay to
+        # report, with the file's name.
+        decoded = [
+            (order, decode_signed(SignedChange(*signed), check_signature=False))
+            for order, *signed in rows
+        ]
+        _insert_elements(conn, [(o, c) for o, c in decoded if not isinstance(c, Rejected)])
+
+
+# Each entry migrates the schema from version i to i + 1, inside one transaction: a script, or
+# a function for a step SQL alone cannot do.
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
     CREATE TABLE identity (
@@ -87,6 +116,7 @@ MIGRATIONS: tuple[str, ...] = (
         enrolled_at INTEGER NOT NULL
     ) STRICT;
     """,
+    _index_elements,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SNAPSHOTS_KEPT = 2
@@ -129,6 +159,22 @@ class StoreStats:
 def _row(change: VerifiedChange) -> tuple[bytes, bytes, bytes, bytes, int, int]:
     c, signed = change.change, change.signed
     return (change.id, signed.body, signed.signature, c.author, c.seq, c.lamport)
+
+
+def _insert_elements(
+    conn: sqlite3.Connection, numbered: Iterable[tuple[int, VerifiedChange]]
+) -> None:
+    """Index changes by the elements they touch; `numbered` pairs each with its apply order."""
+    conn.executemany(
+        # OR IGNORE: two elements whose keys are alike count once (see element_key).
+        "INSERT OR IGNORE INTO element_changes (element_prefix, element_idx, apply_order) "
+        "VALUES (?, ?, ?)",
+        (
+            (*element_key(element), order)
+            for order, change in numbered
+            for element in touched_elements(change.id, change.change.ops)
+        ),
+    )
 
 
 def _create_private(path: Path) -> None:
@@ -212,6 +258,22 @@ class Store:
             for row in rows:
                 yield StoredChange(*row)
 
+    def element_changes(self, element: OpId) -> list[StoredChange]:
+        """The applied changes indexed under `element` (see huskies.store.elements), in apply
+        order, read through a connection of their own like `stats`. A change of another element
+        sharing its key's prefix may be among them; callers check what each one touches."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM changes WHERE apply_order IN (SELECT apply_order "
+                "FROM element_changes WHERE element_prefix = ? AND element_idx = ?) "
+                "ORDER BY apply_order",
+                element_key(element),
+            ).fetchall()
+        finally:
+            conn.close()
+        return [StoredChange(*row) for row in rows]
+
     def pending(self) -> list[SignedChange]:
         rows = self._conn.execute(
             "SELECT id, body, author, signature FROM pending ORDER BY arrival"
@@ -285,9 +347,15 @@ class Store:
                         f"SELECT ?, {_COLUMNS} FROM pending WHERE id = ?",
                         (order, change_id),
                     )
+                    self._index_released(order)
                     conn.execute("DELETE FROM pending WHERE id = ?", (change_id,))
                     order += 1
                 for change_id in batch.dropped:
+                    conn.execute(
+                        "DELETE FROM element_changes WHERE apply_order IN "
+                        "(SELECT apply_order FROM changes WHERE id = ?)",
+                        (change_id,),
+                    )
                     conn.execute("DELETE FROM changes WHERE id = ?", (change_id,))
                     conn.execute("DELETE FROM pending WHERE id = ?", (change_id,))
                 if batch.applied:
@@ -296,6 +364,7 @@ class Store:
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [(order + k, *_row(c)) for k, c in enumerate(batch.applied)],
                     )
+                    _insert_elements(conn, enumerate(batch.applied, order))
                     order += len(batch.applied)
                 if batch.held:
                     conn.executemany(
@@ -313,6 +382,18 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"could not write to {self.path}: {exc}") from None
         self._next_order, self._next_arrival = order, arrival
+
+    def _index_released(self, order: int) -> None:
+        """Index a pending change that has just applied: filed before the document could apply
+        it, it was decoded then but not kept, so it is decoded again from its stored bytes."""
+        row = self._conn.execute(
+            "SELECT id, body, author, signature FROM changes WHERE apply_order = ?", (order,)
+        ).fetchone()
+        if row is None:
+            return  # not in the pending table after all: nothing was filed
+        checked = decode_signed(SignedChange(*row), check_signature=False)
+        if not isinstance(checked, Rejected):
+            _insert_elements(self._conn, [(order, checked)])
 
     def _write_snapshot(self, upto: int, state: bytes, count: int, taken_at: int) -> None:
         self._conn.execute(
@@ -347,10 +428,17 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     for target in range(version + 1, SCHEMA_VERSION + 1):
         # One transaction per step: a failed migration leaves the previous version intact.
+        step = MIGRATIONS[target - 1]
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[target - 1]}; PRAGMA user_version={target}; COMMIT;"
-            )
+            if isinstance(step, str):
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {step}; PRAGMA user_version={target}; COMMIT;"
+                )
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                step(conn)
+                conn.execute(f"PRAGMA user_version={target}")
+                conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

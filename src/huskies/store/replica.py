@@ -31,6 +31,7 @@ from huskies.crdt import (
     ChangeRefused,
     Document,
     NodeKey,
+    OpId,
     Outcome,
     Pending,
     Rejected,
@@ -43,6 +44,7 @@ from huskies.crdt import (
     decode_signed,
 )
 from huskies.store.database import Batch, Snapshot, Store, StoreError, Synchronous
+from huskies.store.elements import touched_elements
 from huskies.store.lock import WriterLock
 from huskies.verify import verify_batch
 
@@ -289,6 +291,12 @@ class Replica:
             schema_version=stored.schema_version,
             opened_by=stored.opened_by,
         )
+
+    async def element_changes(self, element: OpId) -> list[VerifiedChange]:
+        """The applied changes that touch `element` of a root list (made it, or edited inside
+        it: see `huskies.store.elements`), in apply order. Read from the log's index on a
+        worker thread, so the history of one item costs its own changes, not the whole log's."""
+        return await asyncio.to_thread(_touching, self._store, element)
 
     def subscribe(self, maxsize: int = 10_000) -> Subscription:
         subscription = Subscription(maxsize, self._unsubscribe)
@@ -568,6 +576,20 @@ class Replica:
 
 def _decode_all(changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:
     return [decode_signed(change) for change in changes]
+
+
+def _touching(store: Store, element: OpId) -> list[VerifiedChange]:
+    touching = []
+    for row in store.element_changes(element):
+        # Verified at ingest, so only decoded here; a damaged row is replay's to report.
+        checked = decode_signed(
+            SignedChange(row.id, row.body, row.author, row.signature), check_signature=False
+        )
+        if not isinstance(checked, Rejected) and element in touched_elements(
+            checked.id, checked.change.ops
+        ):
+            touching.append(checked)
+    return touching
 
 
 def _decode_unchecked(changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:

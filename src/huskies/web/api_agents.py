@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from huskies.crdt import Json
 from huskies.pipeline import item_to_json
+from huskies.render import started_text
 from huskies.services.agents import Agents
 from huskies.web.errors import ERROR_RESPONSES
 from huskies.web.models import Item
@@ -79,10 +80,9 @@ async def start(services: ServicesDep, number: int, request: StartRequest | None
     """Start an agent on the item now (a backlog item moves to coding first)."""
     run = await _agents(services).start(number, request.agent if request else None)
     if run is None:
-        return {"run": None, "message": f"#{number} waits for a free agent"}
-    if run.end is not None:
-        return {"run": run.to_json(), "message": f"#{number}: {run.agent} {run.end.message}"}
-    return {"run": run.to_json(), "message": f"#{number}: {run.agent} is running"}
+        return {"run": None, "message": started_text(number, None, None)}
+    ended = run.end.message if run.end is not None else None
+    return {"run": run.to_json(), "message": started_text(number, run.agent, ended)}
 
 
 @router.post("/items/{number}/stop", response_model=Stopped)

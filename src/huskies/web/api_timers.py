@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from huskies.pipeline.timers import Timer
+from huskies.render import timer_cancelled_text
 from huskies.services.timers import Timers
 from huskies.web.errors import ERROR_RESPONSES
 from huskies.web.services import ServicesDep
@@ -71,8 +72,7 @@ async def set_timer(services: ServicesDep, number: int, request: TimerRequest) -
 async def cancel_timer(services: ServicesDep, number: int) -> dict[str, Any]:
     """Cancel the item's timer."""
     cancelled = await _timers(services).cancel(number)
-    message = f"Cancelled the timer of #{number}." if cancelled else f"#{number} has no timer."
-    return {"cancelled": cancelled, "message": message}
+    return {"cancelled": cancelled, "message": timer_cancelled_text(number, cancelled)}
 
 
 @router.get("/timers", response_model=TimerList)

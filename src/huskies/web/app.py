@@ -17,8 +17,13 @@ from huskies.mcp.endpoint import PATH as MCP_PATH
 from huskies.mcp.endpoint import McpEndpoint
 from huskies.web import (
     api_agents,
+    api_commands,
+    api_costs,
     api_gates,
+    api_history,
     api_items,
+    api_markdown,
+    api_nodes,
     api_permissions,
     api_review,
     api_state,
@@ -32,12 +37,17 @@ from huskies.web.sync_ws import sync_route
 
 ROUTERS: tuple[APIRouter, ...] = (
     api_items.router,
+    api_history.router,
     api_agents.router,
     api_gates.router,
     api_review.router,
     api_permissions.router,
     api_timers.router,
     api_state.router,
+    api_nodes.router,
+    api_costs.router,
+    api_commands.router,
+    api_markdown.router,
     events_ws.router,
 )
 

@@ -203,3 +203,21 @@ def test_mcp_bench_prints_the_agreed_keys():
     assert figures["tool_call_p50_ms"] > 0
     assert figures["items_in_answer"] == 20
     assert figures["tools_list_tokens_estimate"] == figures["tools_list_chars"] // 4
+
+
+def test_board_bench_prints_the_agreed_keys():
+    script = BENCH.with_name("board.py")
+    result = run_bench(script, "--items", "30", "--repeat", "1", "--samples", "3", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for name in (
+        "board_1000_items_load_ms",
+        "event_to_dom_p50_ms",
+        "event_to_dom_p99_ms",
+        "api_edit_p50_ms",
+    ):
+        assert isinstance(figures[name], float | int), name
+        assert figures[name] > 0, name
+    # The board's own share can be below the browser's timer resolution.
+    assert 0 <= figures["frame_to_dom_p50_ms"] <= figures["event_to_dom_p50_ms"]
+    assert (figures["items"], figures["samples"]) == (30, 3)

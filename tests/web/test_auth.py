@@ -142,3 +142,36 @@ async def test_the_token_is_made_on_first_need_and_reused(project: Project):
         assert server.new_token is None  # shown once, when made
         assert read_token(project) == first
         assert (await api.get("/api/items")).status_code == 200
+
+
+async def test_the_board_shell_is_served_without_the_token_but_no_data_is(project: Project):
+    async with served(project, require_token=True) as (server, api):
+        token = read_token(project)
+        assert token is not None
+        right = {"Authorization": f"Bearer {token}"}
+        created = await api.post("/api/items", json={"title": "Secret plans"}, headers=right)
+        assert created.status_code == 201
+        # The page and its assets, which ask for the token: open, and holding no data.
+        for path in ("/", "/board/items/1", "/board/costs", "/board/nodes"):
+            page = await api.get(path)
+            assert page.status_code == 200, path
+            assert page.headers["content-type"].startswith("text/html")
+            assert "Secret plans" not in page.text
+        assert (await api.get("/board/static/app.js")).status_code == 200
+        # Everything else stays closed, however the path is dressed up.
+        for path in (
+            "/api/items",
+            "/api/items/1",
+            "/api/costs",
+            "/board",
+            "/boardroom/api/items",
+            "/api/items?x=/board/",
+        ):
+            error_of(await api.get(path), 401)
+        for path in ("/board/%2e%2e/api/items", "/board/static/%2e%2e/%2e%2e/api/items/1"):
+            answer = await api.get(path)
+            assert answer.status_code == 404, path
+            assert "Secret plans" not in answer.text
+        url = f"ws://127.0.0.1:{server.port}"
+        with pytest.raises(InvalidStatus):
+            await connect(f"{url}/board/%2e%2e/api/events")

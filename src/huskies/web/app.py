@@ -28,6 +28,7 @@ from huskies.web import (
     api_review,
     api_state,
     api_timers,
+    board,
     errors,
     events_ws,
 )
@@ -71,10 +72,16 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.append(sync_route(services.node))
+    app.include_router(board.router)  # pages and assets, not API routes: not in ROUTERS
     if mcp is not None:
         app.router.routes.append(Route(MCP_PATH, mcp, name="mcp"))
     if access_token is not None:
-        app.add_middleware(RequireToken, token=access_token, open_paths=(MCP_PATH,))
+        app.add_middleware(
+            RequireToken,
+            token=access_token,
+            open_paths=(MCP_PATH, *board.OPEN_PATHS),
+            open_prefixes=board.OPEN_PREFIXES,
+        )
     app.openapi = lambda: _schema(app)  # type: ignore[method-assign]
     return app
 

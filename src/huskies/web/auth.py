@@ -3,7 +3,8 @@ listens beyond loopback (see `huskies.services.access_token`).
 
 As ASGI middleware rather than a route dependency, so nothing is reachable without it: unknown
 paths, the OpenAPI schema and routes added later included. `/crdt-sync` is the exception: peers
-authenticate there with their node keys.
+authenticate there with their node keys. The app may leave more paths open, exactly or by prefix
+(the web board's page and its assets, which hold no data, so it can ask for the token).
 """
 
 from __future__ import annotations
@@ -20,15 +21,23 @@ from huskies.web.sync_ws import PATH as SYNC_PATH
 
 
 class RequireToken:
-    def __init__(self, app: ASGIApp, token: str, open_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: tuple[str, ...] = (),
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self._token = token.encode()
         self._open = {SYNC_PATH, *open_paths}
+        self._open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] not in ("http", "websocket")
             or scope["path"] in self._open
+            or scope["path"].startswith(self._open_prefixes)
             or self._presented(scope)
         ):
             await self.app(scope, receive, send)

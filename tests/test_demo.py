@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,6 +345,31 @@ async def test_the_demo_agent_says_when_an_item_has_no_script(server: Running):
     agent = await run_agent(server, item, worktree)
     assert agent.code == 1
     assert "has no ```demo-agent block" in agent.output
+
+
+async def test_the_live_demos_agents_take_their_time_over_each_line(server: Running):
+    project = server.services.project
+    assert 'HUSKIES_DEMO_PACE_S = "0"' in project.agents_toml.read_text()  # --once: no pace
+    project.agents_toml.write_text(agents_toml(sys.executable, pace_s=0.2))
+    story, *_ = await add_sample_items(server.services.board)
+    began = time.monotonic()
+    agent = await run_agent(server, story, add_worktree(project, story.number))
+    assert agent.code == 0, agent.output
+    lines = agent.output.splitlines()
+    assert len(lines) >= 3
+    # A lower bound only: each line said takes at least the pace.
+    assert time.monotonic() - began >= 0.2 * len(lines)
+
+
+async def test_a_bad_pace_is_named(server: Running):
+    project = server.services.project
+    project.agents_toml.write_text(
+        agents_toml(sys.executable).replace('PACE_S = "0"', 'PACE_S = "soon"')
+    )
+    item = await server.services.board.create("Paced", body="Just prose.")
+    agent = await run_agent(server, item, add_worktree(project, item.number))
+    assert agent.code == 1
+    assert "$HUSKIES_DEMO_PACE_S must be a number of seconds, got 'soon'" in agent.output
 
 
 # ---- the whole demo ------------------------------------------------------------------------

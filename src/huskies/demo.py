@@ -51,6 +51,9 @@ _LOGGED_ELSEWHERE = frozenset({"stage", "agent_completed"})
 _RUN_WORDS = {"pending": "starting", "completed": "finished"}
 """Words for run states and outcomes that would read wrong beside the stage ("completed")."""
 EXIT_INTERRUPTED = 130  # what a shell reports for a program ended by Ctrl-C
+LIVE_PACE_S = 1.5
+"""Seconds the live demo's agents take over each line they say, so the board shows the work
+moving (about half a minute in all); `--once` runs at full speed."""
 
 
 class Ending(Enum):
@@ -69,7 +72,8 @@ def run_demo(directory: Path | None, *, once: bool, timeout_s: float, console: C
     Raises `DemoError` when the sample project cannot be made."""
     target = directory if directory is not None else Path(tempfile.mkdtemp(prefix="huskies-demo-"))
     console.print(f"huskies demo: a sample project in {target.absolute()}", markup=False)
-    project = create_sample_project(target.absolute())
+    pace_s = 0.0 if once else LIVE_PACE_S
+    project = create_sample_project(target.absolute(), pace_s=pace_s)
     return asyncio.run(serve_demo(project, once=once, timeout_s=timeout_s, console=console))
 
 

@@ -30,10 +30,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ _BLOCK = re.compile(rf"^```{FENCE}[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.D
 _FAILURE = re.compile(r"^(FAIL|ERROR): ")
 _SHOWN_FAILURES = 3
 _HTTP_TIMEOUT_S = 30
+PACE_ENV = "HUSKIES_DEMO_PACE_S"
+"""Seconds the agent takes over each line it says (default 0): the live demo sets it, so a person
+watching the board sees the work happen rather than a pipeline already finished."""
 
 
 class DemoAgentError(Exception):
@@ -140,28 +144,29 @@ def main() -> int:
 
 def run(env: Mapping[str, str], worktree: Path) -> None:
     """Carry out this run's attempt on the item named in `env`, in `worktree`."""
+    say = _speaker(_pace(env))
     item_id, number = _env(env, "HUSKIES_ITEM_ID"), _env(env, "HUSKIES_NUMBER")
     title = env.get("HUSKIES_TITLE", "")
     attempts = parse_script(_fetch_body(_env(env, "HUSKIES_SERVER"), item_id))
     done = _attempts_made(worktree, _env(env, "HUSKIES_BASE_BRANCH"), item_id)
     attempt = attempts[min(done, len(attempts) - 1)]
-    _say(f'#{number} "{title}": attempt {done + 1} (the script has {len(attempts)})')
+    say(f'#{number} "{title}": attempt {done + 1} (the script has {len(attempts)})')
     if done:
-        _say(f"attempt {done} did not get through; what the gates said:")
+        say(f"attempt {done} did not get through; what the gates said:")
         prompt = env.get("HUSKIES_PROMPT", "")
         failures = [line for line in prompt.splitlines() if _FAILURE.match(line)]
         for line in failures[:_SHOWN_FAILURES] or ["(no test failures in my prompt)"]:
-            _say(f"  {line}")
+            say(f"  {line}")
     for line in attempt.say:
-        _say(line)
-    paths = [_write(worktree, path, text) for path, text in attempt.files.items()]
+        say(line)
+    paths = [_write(worktree, path, text, say) for path, text in attempt.files.items()]
     _git(worktree, "add", "--", *paths)
     if _git(worktree, "diff", "--cached", "--quiet", check=False).returncode == 0:
-        _say("nothing left to change: this work is already committed")
+        say("nothing left to change: this work is already committed")
         return
     _git(worktree, "commit", "--quiet", "-m", attempt.commit, "-m", f"{TRAILER}: {item_id}")
     sha = _git(worktree, "rev-parse", "--short", "HEAD").stdout.strip()
-    _say(f"committed {sha} {attempt.commit}")
+    say(f"committed {sha} {attempt.commit}")
 
 
 def _env(env: Mapping[str, str], name: str) -> str:
@@ -193,7 +198,7 @@ def _attempts_made(worktree: Path, base: str, item_id: str) -> int:
     return int(counted.stdout.strip())
 
 
-def _write(worktree: Path, path: str, text: str) -> str:
+def _write(worktree: Path, path: str, text: str, say: Callable[[str], None]) -> str:
     """Write one file of the attempt; only inside the worktree, and never into git's files."""
     root = worktree.resolve()
     target = (root / path).resolve()
@@ -201,7 +206,7 @@ def _write(worktree: Path, path: str, text: str) -> str:
         raise DemoAgentError(f"refusing to write {path!r}: it is not a file in the worktree")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    _say(f"wrote {path}")
+    say(f"wrote {path}")
     return path
 
 
@@ -215,9 +220,26 @@ def _git(worktree: Path, *args: str, check: bool = True) -> subprocess.Completed
     return result
 
 
-def _say(line: str) -> None:
-    # Flushed at once: each line is the agent's live output on the board.
-    print(line, flush=True)
+def _pace(env: Mapping[str, str]) -> float:
+    text = env.get(PACE_ENV, "0")
+    try:
+        pace = float(text)
+    except ValueError:
+        raise DemoAgentError(f"${PACE_ENV} must be a number of seconds, got {text!r}") from None
+    if not 0 <= pace <= 10:
+        raise DemoAgentError(f"${PACE_ENV} must be from 0 to 10 seconds, got {text!r}")
+    return pace
+
+
+def _speaker(pace_s: float) -> Callable[[str], None]:
+    """How the agent says a line: printed and flushed at once (each line is its live output on
+    the board), then `pace_s` seconds taken over it."""
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        time.sleep(pace_s)
+
+    return say
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from huskies.demo_agent import Attempt, script_block, toml_string
+from huskies.demo_agent import PACE_ENV, Attempt, script_block, toml_string
 from huskies.pipeline import ItemKind, WorkItem
 from huskies.project import Project, ProjectError, init_project
 from huskies.services.stories import Board
@@ -379,7 +379,7 @@ timeout_secs = 120
 """
 
 
-def agents_toml(python: str) -> str:
+def agents_toml(python: str, pace_s: float = 0.0) -> str:
     # The prompt says only where to look: the item's body holds the script.
     prompt = (
         'Work on item {number}, "{title}", in {worktree} on branch {branch}: '
@@ -395,6 +395,7 @@ runtime = "command"
 argv = [{", ".join(toml_string(arg) for arg in argv)}]
 prompt = {toml_string(prompt)}
 inactivity_timeout_secs = 60
+env = {{ {PACE_ENV} = "{pace_s:g}" }}
 """
         for name in CODERS
     ]
@@ -405,10 +406,13 @@ inactivity_timeout_secs = 60
     return header + "\n".join(tables)
 
 
-def create_sample_project(directory: Path, python: str = sys.executable) -> Project:
+def create_sample_project(
+    directory: Path, python: str = sys.executable, pace_s: float = 0.0
+) -> Project:
     """Make the sample project in `directory` (new, or an empty directory): a git repository
     on BASE_BRANCH with the calc package committed, and huskies initialised for it, with its
-    config committed too. `python` runs the gate and the agents."""
+    config committed too. `python` runs the gate and the agents, which take `pace_s` seconds
+    over each line they say."""
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise DemoError(
             f"{directory} already exists and is not an empty directory; give --dir a new path"
@@ -426,7 +430,7 @@ def create_sample_project(directory: Path, python: str = sys.executable) -> Proj
     except ProjectError as exc:
         raise DemoError(str(exc)) from None
     project.project_toml.write_text(project_toml(python), encoding="utf-8")
-    project.agents_toml.write_text(agents_toml(python), encoding="utf-8")
+    project.agents_toml.write_text(agents_toml(python, pace_s), encoding="utf-8")
     _git(directory, "add", "--all")
     _git(directory, "commit", "--quiet", "-m", "calc: the sample project of huskies demo")
     return project

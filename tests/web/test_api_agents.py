@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from huskies.project import Project
 
 from ..services.agent_rig import COMMIT, agent_table, make_repo
-from .support import error_of, served, stored
+from .support import error_of, served, stored, until
 from .test_events import next_event, subscribers
 
 
@@ -194,3 +194,30 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_rejected_item_is_coded_again_by_itself(tmp_path: Path):
+    project = make_repo(tmp_path / "repo")
+    toml = project.project_toml.read_text()
+    project.project_toml.write_text(toml.replace('default_qa = "server"', 'default_qa = "human"'))
+    # Each run commits a file of its own, so the second attempt has work to show too.
+    again = 'echo "$HUSKIES_PROMPT" > "attempt-$(date +%s%N).txt"; git add -A; git commit -qm again'
+    project.agents_toml.write_text(agent_table("coder", again))
+    async with served(project) as (server, api):
+        agents = server.services.agents
+        assert agents is not None
+        await api.post("/api/items", json={"title": "Do it"})
+        await api.post("/api/items/1/start")
+        await until(lambda: server.services.board.get(1).stage.name.value == "qa", "in qa")
+        rejected = await api.post("/api/items/1/reject", json={"reason": "add a test"})
+        assert rejected.status_code == 200, rejected.text
+        # Back in coding, auto-assign starts the coder again, with the reason in its prompt.
+        await until(lambda: len([r for r in agents.runs() if r["number"] == 1]) == 2, "rerun")
+        await until(lambda: server.services.board.get(1).stage.name.value == "qa", "in qa again")
+        prompts = server.services.worktrees
+        assert prompts is not None
+        found = await prompts.find(1)
+        assert found is not None
+        attempts = sorted(found.path.glob("attempt-*.txt"))
+        assert len(attempts) == 2
+        assert "add a test" in attempts[1].read_text()

@@ -180,6 +180,10 @@ class Agents:
         # After a run: completed / rate limited, and the stage that holds for (a completed
         # coder says nothing about the item once it has moved on to qa).
         self._state: dict[str, tuple[StageName, ExecutionState]] = {}
+        # Items whose stage's work a run here has done (or that wait for a rate limit's reset),
+        # by that stage: not started again while they stay in it. Forgotten once the item is
+        # seen elsewhere, so one that comes back (a rejection) is worked on again.
+        self._done_in: dict[str, StageName] = {}
         self._held: set[str] = set()
         self._deciding: set[str] = set()
         self._resume_at: dict[str, int] = {}
@@ -250,6 +254,7 @@ class Agents:
                 item = await self._board.apply(number, Start())
             self._held.discard(item.id)
             self._state.pop(item.id, None)
+            self._done_in.pop(item.id, None)
             self._resume_at.pop(item.id, None)
             self._attempts.pop((item.id, item.stage.name), None)
             async with self._lock:
@@ -311,7 +316,9 @@ class Agents:
             if at <= now:
                 del self._resume_at[item_id]
                 self._state.pop(item_id, None)
+                self._done_in.pop(item_id, None)
         view = self._board.view()
+        self._forget_left_stages(view)
         await self._stop_moved(view)
         await self._renew_claims(view)
         ready, waiting = ready_to_promote(view)
@@ -324,12 +331,7 @@ class Agents:
             view = self._board.view()
         launches: list[tuple[Run, WorkItem]] = []
         async with self._lock:
-            done_here = {
-                item_id
-                for item_id, (stage, _) in self._state.items()
-                if (current := view.by_id(item_id)) is not None and current.stage.name is stage
-            }
-            skip = set(self._active) | self._held | done_here | self._deciding
+            skip = set(self._active) | self._held | set(self._done_in) | self._deciding
             skip |= set(self._resume_at)  # rate limited, or could not start: not yet
             for item in wants_coder(view, skip):
                 if self._coders_running() >= config.max_coders:
@@ -491,13 +493,23 @@ class Agents:
             item = self._board.view().by_id(run.item_id)
             run.state = await self._decide(run, end, item) if item else ExecutionState.IDLE
             self._state.pop(run.item_id, None)
+            self._done_in.pop(run.item_id, None)
             if run.state in (ExecutionState.COMPLETED, ExecutionState.RATE_LIMITED):
                 self._state[run.item_id] = (run.stage, run.state)
+                self._done_in[run.item_id] = run.stage
         finally:
             self._deciding.discard(run.item_id)
             run.finished.set()
         self._publish_state(run)
         self.poke()
+
+    def _forget_left_stages(self, view: ItemsView) -> None:
+        """Forget the done work of items that have left its stage: when one comes back (a
+        person moves it back to coding, say), it is work to do again."""
+        for item_id, stage in list(self._done_in.items()):
+            current = view.by_id(item_id)
+            if current is None or current.stage.name is not stage:
+                del self._done_in[item_id]
 
     async def _decide(self, run: Run, end: RunEnd, item: WorkItem) -> ExecutionState:
         """What the end of `run` means for `item`; see the module docstring."""
@@ -586,8 +598,10 @@ class Agents:
                 await self._review.reject(item.number, str(refused))
 
     def remember_feedback(self, item: WorkItem, text: str) -> None:
-        """What the item's next coder should be told (a rejection, failed gates)."""
+        """What the item's next coder should be told (a rejection, failed gates). The item goes
+        back to coding: its last coder run on this node no longer stands for that work."""
         self._feedback[item.id] = text
+        self._done_in.pop(item.id, None)
 
     async def run_mergemaster(self, item: WorkItem, directory: Path, task: str) -> bool:
         """Run the first free mergemaster agent on `item` in `directory` with `task` as its

@@ -17,21 +17,16 @@ from huskies.services.agents import NoRun
 from huskies.services.stories import IllegalMove, UnknownItem
 from huskies.store.replica import wall_clock_ms
 
-from .services.agent_rig import COMMIT, agent_table, make_repo
+from .services.agent_rig import waiting_project
 from .web.support import served, stored, until
+from .web.test_api_costs import usage
 
 DAY_MS = 86_400_000
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    project = make_repo(tmp_path / "repo")
-    release = tmp_path / "release"
-    waiting = f"echo working; while [ ! -f {release} ]; do sleep 0.05; done; {COMMIT}"
-    project.agents_toml.write_text(
-        agent_table("coder", waiting) + agent_table("reviewer", COMMIT, stage="qa")
-    )
-    return project
+    return waiting_project(tmp_path)
 
 
 async def answer(server: Running, text: str) -> str:
@@ -186,24 +181,6 @@ async def test_status_counts_what_it_does_not_list(project: Project):
         ]
 
 
-def usage(item_id: str, number: int, agent: str, cost: float | None, ended_at: int) -> UsageRecord:
-    return UsageRecord(
-        run=f"run-{agent}-{ended_at}",
-        item_id=item_id,
-        number=number,
-        agent=agent,
-        outcome="completed",
-        cost_usd=cost,
-        input_tokens=1000,
-        output_tokens=200,
-        cache_read_input_tokens=0,
-        cache_creation_input_tokens=0,
-        turns=3,
-        started_at=ended_at - 60_000,
-        ended_at=ended_at,
-    )
-
-
 async def record(server: Running, *records: UsageRecord) -> None:
     replica = server.services.replica
     tx = replica.transaction()
@@ -231,9 +208,9 @@ async def test_cost_adds_up_what_runs_cost(project: Project):
         assert (await answer(server, "cost")).splitlines()[2:] == [
             "",
             "By agent",
-            "  coder     $1.3750  2 runs  2,000 tokens in, 400 out",
-            "  reviewer  $0.5000  1 run   1,000 tokens in, 200 out",
-            "  scripted  $0.0000  1 run   1,000 tokens in, 200 out",
+            "  coder     $1.3750  2 runs  2,000 tokens in, 200 out",
+            "  reviewer  $0.5000  1 run   1,000 tokens in, 100 out",
+            "  scripted  $0.0000  1 run   1,000 tokens in, 100 out",
             "",
             "By item",
             "  #1  $1.7500  2 runs  Add login",

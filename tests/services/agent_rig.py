@@ -83,6 +83,18 @@ def make_repo(path: Path) -> Project:
     return project
 
 
+def waiting_project(tmp_path: Path) -> Project:
+    """A repository whose coder says "working" and waits for a `release` file beside the
+    repository before committing, and whose QA agent commits at once."""
+    project = make_repo(tmp_path / "repo")
+    release = tmp_path / "release"
+    waiting = f"echo working; while [ ! -f {release} ]; do sleep 0.05; done; {COMMIT}"
+    project.agents_toml.write_text(
+        agent_table("coder", waiting) + agent_table("reviewer", COMMIT, stage="qa")
+    )
+    return project
+
+
 def rig_project(tmp_path: Path, agents_toml: str, max_coders: int, max_retries: int) -> Project:
     project = make_repo(tmp_path / "repo")
     project.agents_toml.write_text(agents_toml)

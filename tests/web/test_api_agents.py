@@ -12,20 +12,14 @@ from websockets.asyncio.client import connect
 
 from huskies.project import Project
 
-from ..services.agent_rig import COMMIT, agent_table, make_repo
+from ..services.agent_rig import agent_table, make_repo, waiting_project
 from .support import error_of, served, stored, until
 from .test_events import next_event, subscribers
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    project = make_repo(tmp_path / "repo")
-    release = tmp_path / "release"
-    waiting = f"echo working; while [ ! -f {release} ]; do sleep 0.05; done; {COMMIT}"
-    project.agents_toml.write_text(
-        agent_table("coder", waiting) + agent_table("reviewer", COMMIT, stage="qa")
-    )
-    return project
+    return waiting_project(tmp_path)
 
 
 def release(project: Project) -> None:

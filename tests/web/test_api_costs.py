@@ -29,9 +29,13 @@ def utc(text: str) -> int:
 
 
 def run(item_id: str, number: int, agent: str, cost: float | None, ended: str) -> UsageRecord:
-    ended_at = utc(ended)
+    return usage(item_id, number, agent, cost, utc(ended))
+
+
+def usage(item_id: str, number: int, agent: str, cost: float | None, ended_at: int) -> UsageRecord:
+    """A completed run's usage record: 1,000 tokens in and 100 out over 4 turns."""
     return UsageRecord(
-        run=f"{agent}-{ended}",
+        run=f"{agent}-{ended_at}",
         item_id=item_id,
         number=number,
         agent=agent,

@@ -7,24 +7,15 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.async_api import Browser, expect
 
 from huskies.agents.permissions import ToolCall
 from huskies.services.access_token import read_token
 
-from .browser import chromium
 from .harness import PIPELINE_TIMEOUT_MS, board_project, column, open_board, serving, url_of
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def test_an_item_made_on_the_board_is_coded_live_and_reaches_done(

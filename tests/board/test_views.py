@@ -4,24 +4,15 @@ screenshots."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.async_api import Browser, expect
 
 from huskies.pipeline import ItemKind
 
-from .browser import chromium
 from .harness import board_project, column, open_board, serving, url_of
 from .screenshots import make_screenshots
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def test_the_item_page_edits_the_body_ticks_criteria_and_previews(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from huskies.services.agents import Agents, Run
@@ -22,13 +22,18 @@ class Refused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """A tool's caller: bound to one run's item (`item_id`, `worktree`) or, with both None,
+    """A tool's caller: an agent `run`, bound to its item and worktree, or (None) a person
     acting on the whole project."""
 
-    item_id: str | None = None
-    worktree: Path | None = None
-    run: Run | None = field(default=None, compare=False)
-    """The agent run whose token called, if any."""
+    run: Run | None = None
+
+    @property
+    def item_id(self) -> str | None:
+        return None if self.run is None else self.run.item_id
+
+    @property
+    def worktree(self) -> Path | None:
+        return None if self.run is None else self.run.worktree
 
     @property
     def bound(self) -> bool:
@@ -72,7 +77,7 @@ def identify(token: str | None, access_token: str | None, agents: Agents | None)
     if token is not None and agents is not None:
         run = agents.token_for(token)
         if run is not None:
-            return Caller(run.item_id, run.worktree, run)
+            return Caller(run)
     if access_token is None:
         return PROJECT if token is None else None
     if token is not None and hmac.compare_digest(token.encode(), access_token.encode()):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sqlite3
 import stat
 import time
@@ -20,6 +22,7 @@ from huskies.crdt import (
     Rejected,
     SignedChange,
     Transaction,
+    decode_signed,
 )
 from huskies.crdt.ops import MapSet
 from huskies.store import (
@@ -31,6 +34,7 @@ from huskies.store import (
 )
 from huskies.store import replica as replica_module
 from huskies.store.database import SCHEMA_VERSION
+from huskies.store.replica import _Request, _Staged
 
 from ..crdt.support import craft, key, set_key
 
@@ -274,14 +278,20 @@ async def test_a_slow_subscriber_is_told_it_lagged(db: Path):
             await anext(feed)
 
 
-async def test_the_wal_is_checkpointed_in_the_background(db: Path):
+async def test_the_wal_is_checkpointed_in_the_background_and_then_cut(db: Path, monkeypatch):
+    monkeypatch.setattr(replica_module, "WAL_CHECKPOINT_BYTES", 4 << 20)
+    wal = db.with_name(db.name + "-wal")
     async with await Replica.open(db) as replica:
         for i in range(100):
-            await put(replica, f"k{i}", "x" * 100_000)  # ~10 MB of WAL
-        deadline = time.monotonic() + 30
-        while db.stat().st_size < 4_000_000:  # the background checkpoint copies pages back
-            assert time.monotonic() < deadline, "no checkpoint copied the WAL back"
-            await asyncio.sleep(0.01)
+            await put(replica, f"k{i}", "x" * 100_000)
+            if (checkpointing := replica._checkpointing) is not None:
+                break
+        assert checkpointing is not None, "no background checkpoint started"
+        await checkpointing
+        assert db.stat().st_size > 3_000_000  # it copied the WAL's pages back
+        grown = wal.stat().st_size
+        await put(replica, "next", 1)  # the writer's next commit empties the WAL
+        assert wal.stat().st_size < grown // 4
         view = replica.document.view()
     async with await Replica.open(db) as replica:
         assert replica.document.view() == view
@@ -309,3 +319,96 @@ async def test_a_change_cancelled_before_its_write_is_not_written(db: Path):
         assert replica.document.view() == {"a": 1, "c": 3}
     async with await Replica.open(db) as replica:
         assert replica.document.view() == {"a": 1, "c": 3}
+
+
+async def wait_for_helper(replica: Replica, not_pid: int | None = None) -> int:
+    """Busy rounds of writes until the replica signs on a (new) helper process; its pid."""
+    deadline = time.monotonic() + 60
+    while (signer := replica._signer) is None or signer.pid == not_pid:
+        assert time.monotonic() < deadline, "no signing helper started"
+        await asyncio.gather(*(put(replica, f"w{i}", i) for i in range(64)))
+    return signer.pid
+
+
+def stored_signatures_verify(db: Path) -> int:
+    """Every stored change checked again, signature included; how many there are."""
+    connection = sqlite3.connect(db)
+    rows = connection.execute("SELECT id, body, author, signature FROM changes").fetchall()
+    checked = [decode_signed(SignedChange(*row)) for row in rows]
+    assert not [c for c in checked if isinstance(c, Rejected)]
+    return len(checked)
+
+
+async def test_busy_writers_sign_on_a_helper_process_with_the_node_key(db: Path):
+    async with await Replica.open(db) as replica:
+        await wait_for_helper(replica)
+        signer = replica._signer
+        assert signer is not None
+        received = 0
+        receive = signer.receive
+
+        async def counting(count: int) -> list[bytes]:
+            nonlocal received
+            received += count
+            return await receive(count)
+
+        signer.receive = counting  # type: ignore[method-assign]
+        made = [
+            c
+            for _ in range(5)
+            for c in await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
+        ]
+        assert received >= len(made) // 2  # small batches may still be signed in the writer
+        seq = replica.document.clock()[replica.public_key].seq
+    assert stored_signatures_verify(db) == seq
+    connection = sqlite3.connect(db)
+    seqs = [r[0] for r in connection.execute("SELECT seq FROM changes ORDER BY apply_order")]
+    assert seqs == list(range(1, seq + 1))
+
+
+async def test_a_helper_that_dies_costs_no_write_and_is_replaced(db: Path):
+    async with await Replica.open(db) as replica:
+        first = await wait_for_helper(replica)
+        os.kill(first, signal.SIGKILL)
+        rounds = [
+            await asyncio.gather(*(put(replica, f"k{i}", r) for i in range(64))) for r in range(3)
+        ]
+        assert replica.document.view()["k0"] == 2
+        assert all(len(r) == 64 for r in rounds)
+        assert await wait_for_helper(replica, not_pid=first) != first
+        seq = replica.document.clock()[replica.public_key].seq
+    assert stored_signatures_verify(db) == seq
+
+
+async def test_changes_staged_behind_a_failed_commit_are_made_again_and_written(db: Path):
+    """The writer prepares the next batch while the last one is signed, each change following
+    the one before. When the last batch's commit fails, the next names changes that were never
+    written: it is prepared again, on the document as it is, and written."""
+    async with await Replica.open(db) as replica:
+        await put(replica, "before", 1)
+        connection = replica._store.connection
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count={pages + 8}")  # room for small writes only
+        staged: list[int] = []
+        stage = replica._stage
+
+        async def counting(requests: list[_Request], after: _Staged | None) -> _Staged:
+            staged.append(len(requests))
+            return await stage(requests, after)
+
+        replica._stage = counting  # type: ignore[method-assign]
+        big = asyncio.create_task(put(replica, "big", "x" * 200_000))
+        deadline = time.monotonic() + 30
+        while not staged:  # the writer has taken the big change on its own
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0)
+        small = await put(replica, "small", 2)
+        with pytest.raises(PersistError, match="full"):
+            await big
+        assert len(staged) == 3  # big; small after big; small again
+        assert replica.document.view() == {"before": 1, "small": 2}
+        checked = decode_signed(small)
+        assert not isinstance(checked, Rejected)
+        assert checked.change.seq == 2  # right after `before`: nothing names the failed one
+    async with await Replica.open(db) as replica:
+        assert replica.document.view() == {"before": 1, "small": 2}

@@ -10,6 +10,13 @@ The document decides where a change belongs before it is applied (`Document.prev
 apply turns out differently (a pending change released by another, a change the tree refuses),
 the writer records the correction in its next transaction. Until then the database still holds
 every change, and replaying it reaches the same document, so a crash in between loses nothing.
+
+The writer works in two steps so that signing overlaps its other work. It stages a batch
+(prepares and hashes its changes, each local one following the one before, even across batches)
+and, while that batch's signatures are made, writes the batch staged before it. Under load the
+signatures are made by a helper process (`huskies.signer`) on another core; a small batch is
+signed right here. A batch staged behind one whose commit failed names changes that were never
+written, so it is staged again from the document as it is.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from huskies.crdt import (
     ApplyResult,
     ChangeRefused,
     Document,
+    EncodedChange,
     NodeKey,
     OpId,
     Outcome,
@@ -43,6 +51,7 @@ from huskies.crdt import (
     VerifiedChange,
     decode_signed,
 )
+from huskies.signer import SignerGone, SignerProcess
 from huskies.store.database import Batch, Snapshot, Store, StoreError, Synchronous
 from huskies.store.elements import touched_elements
 from huskies.store.lock import WriterLock
@@ -52,8 +61,10 @@ log = logging.getLogger("huskies.store")
 
 DEFAULT_SNAPSHOT_EVERY = 10_000
 MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
+SIGNER_START_BATCH = 8  # local changes in one batch: concurrent writers, worth a signing helper
+SIGNER_MIN_BATCH = 4  # fewer are signed here sooner than a round trip to the helper takes
 PARALLEL_VERIFY_MIN = 64  # changes in one ingest worth spreading over verifier processes
-WAL_CHECKPOINT_BYTES = 4 << 20  # start a background checkpoint past this WAL size
+WAL_CHECKPOINT_BYTES = 16 << 20  # start a background checkpoint past this WAL size
 WAL_LIMIT_BYTES = 64 << 20  # past this, background checkpoints fell behind: checkpoint inline
 
 
@@ -119,6 +130,23 @@ class _Request:
     slots: range = range(0)
 
 
+@dataclass
+class _Staged:
+    """A batch prepared and hashed, its local changes maybe still being signed by the helper
+    process; nothing written or applied yet."""
+
+    requests: list[_Request]
+    entries: list[EncodedChange | VerifiedChange]  # in filing order; local ones until signed
+    outcomes: list[Outcome | Rejected]
+    last_local: EncodedChange | None  # what the next batch's first local change follows
+    signing: list[int] = field(default_factory=list)  # entries the helper is signing
+    signer: SignerProcess | None = None
+
+    @property
+    def remote(self) -> bool:
+        return any(request.remote for request in self.requests)
+
+
 @dataclass(frozen=True)
 class ReplicaStats:
     node_id: str
@@ -182,6 +210,8 @@ class Replica:
             if verify_processes
             else None
         )
+        self._signer: SignerProcess | None = None
+        self._signer_start: asyncio.Task[None] | None = None
         self._closed = False
         self._writer = asyncio.create_task(self._run_writer(), name="replica-writer")
 
@@ -247,6 +277,10 @@ class Replica:
         await self._flush_notes()
         if self._checkpointing is not None:
             await self._checkpointing
+        if self._signer_start is not None:
+            await self._signer_start
+        if self._signer is not None:
+            await self._signer.close()
         for subscription in list(self._subscribers):
             subscription._offer(None)
         self._subscribers.clear()
@@ -393,20 +427,38 @@ class Replica:
     # ---- the writer ------------------------------------------------------------------------
 
     async def _run_writer(self) -> None:
+        staged: _Staged | None = None
         while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch, stopping = self._take([first], MAX_BATCH)
+            if staged is None:
+                first = await self._queue.get()
+                if first is None:
+                    return
+                requests, stopping = self._take([first], self._opening_limit())
+            else:
+                # Let the callers just answered queue their next changes: they are prepared
+                # while the staged batch is signed, and written right after it.
+                await asyncio.sleep(0)
+                requests, stopping = self._take([], MAX_BATCH)
             try:
-                await self._write(batch)
+                staged = await self._advance(staged, requests)
+                if stopping and staged is not None:
+                    await self._settle(staged)
             except Exception as exc:  # a bug must not leave callers waiting forever
                 log.exception("replica writer failed")
-                _fail(batch, exc)
+                _fail([*(staged.requests if staged else []), *requests], exc)
+                staged = None
             if stopping:
                 return
-            if self._queue.empty():
+            if staged is None and self._queue.empty():
                 await self._flush_notes()
+
+    def _opening_limit(self) -> int:
+        """How many changes an idle writer takes. With a signing helper, half of what waits:
+        the other half is prepared while the first is signed, and from then on the callers
+        of each batch queue their next changes while the batch after theirs is signed."""
+        if self._signer is None:
+            return MAX_BATCH
+        return max(SIGNER_MIN_BATCH, min(MAX_BATCH, (self._queue.qsize() + 2) // 2))
 
     def _take(self, batch: list[_Request], limit: int) -> tuple[list[_Request], bool]:
         """Add waiting requests to `batch` up to `limit` changes; True if the stop sentinel
@@ -420,21 +472,41 @@ class Replica:
             size += len(request.remote) or 1
         return batch, False
 
-    async def _write(self, batch: list[_Request]) -> None:
-        """File one batch in one transaction, then apply it, answer its callers, publish it."""
+    async def _advance(self, staged: _Staged | None, requests: list[_Request]) -> _Staged | None:
+        """Stage `requests` and write the batch staged before them; returns what is staged now."""
+        if staged is not None and (
+            not requests or staged.remote or any(r.remote for r in requests)
+        ):
+            # Nothing to overlap with, or changes from elsewhere: those are previewed against,
+            # and local changes prepared on, a document with everything before them applied.
+            await self._settle(staged)
+            staged = None
+        if not requests:
+            return None
+        following = await self._stage(requests, after=staged)
+        if staged is not None and not await self._settle(staged):
+            # `following` was prepared to follow changes that were never written: its signed
+            # ids name them. Prepare it again on the document as it is.
+            await _collect_signatures(following)
+            following = await self._stage(following.requests, after=None)
+        return following
+
+    async def _stage(self, requests: list[_Request], after: _Staged | None) -> _Staged:
+        """Prepare and hash a batch and start signing its local changes; write nothing.
+        Local changes follow `after`'s, which are not applied yet."""
         doc, key = self._doc, self._key
-        entries: list[VerifiedChange] = []
+        entries: list[EncodedChange | VerifiedChange] = []
         outcomes: list[Outcome | Rejected] = []
-        previous: VerifiedChange | None = None
+        previous = after.last_local if after is not None else None
         now = self._clock()
-        for request in batch:
+        for request in requests:
             if request.future.done():
                 continue  # its caller was cancelled before the write began: write nothing
             if request.local is not None:
                 try:
                     local = doc.prepare_local(
                         request.local.ops, key.public_key, now, checked=True, after=previous
-                    ).sign(key)
+                    )
                 except ChangeRefused as exc:
                     request.future.set_exception(exc)
                     continue
@@ -445,8 +517,56 @@ class Replica:
             else:
                 request.slots = range(len(entries), len(entries) + len(request.remote))
                 entries.extend(request.remote)
-                # No remote change can depend on this batch's local ones: nobody has them yet.
+                # No remote change can depend on unwritten local ones: nobody has them yet.
                 outcomes.extend(doc.preview(request.remote))
+        unsigned = [i for i, entry in enumerate(entries) if isinstance(entry, EncodedChange)]
+        staged = _Staged(requests, entries, outcomes, previous)
+        signer = self._signer_for(len(unsigned))
+        if signer is not None:
+            try:
+                signer.send([entries[i].id for i in unsigned])
+                staged.signing, staged.signer = unsigned, signer
+                return staged
+            except SignerGone:
+                log.warning("the signing helper stopped; signing in the writer itself")
+                await self._drop_signer(signer)
+        for i in unsigned:
+            entries[i] = _encoded(entries[i]).sign(key)
+        return staged
+
+    def _signer_for(self, local_changes: int) -> SignerProcess | None:
+        """The helper process to sign this many changes on, if it is worth the round trip;
+        a batch big enough to show concurrent writers starts one."""
+        if local_changes >= SIGNER_START_BATCH and self._signer_start is None:
+            self._signer_start = asyncio.create_task(self._start_signer(), name="replica-signer")
+        if local_changes >= SIGNER_MIN_BATCH:
+            return self._signer
+        return None
+
+    async def _start_signer(self) -> None:
+        try:
+            self._signer = await SignerProcess.start(self._key.seed)
+        except (SignerGone, OSError) as exc:  # never tried again: signing here still works
+            log.warning("signing in the writer itself: %s", exc)
+
+    async def _settle(self, staged: _Staged) -> bool:
+        """Write a staged batch in one transaction, then apply it, answer its callers and
+        publish it. False if the transaction failed (its callers get PersistError)."""
+        doc = self._doc
+        if staged.signing:
+            signatures = await _collect_signatures(staged)
+            if signatures is None:
+                log.warning("the signing helper stopped; signing in the writer itself")
+                await self._drop_signer(staged.signer)
+            for n, i in enumerate(staged.signing):
+                encoded = _encoded(staged.entries[i])
+                staged.entries[i] = (
+                    encoded.sign(self._key)
+                    if signatures is None
+                    else encoded.with_signature(signatures[n])
+                )
+        entries = [_verified(entry) for entry in staged.entries]
+        outcomes, batch = staged.outcomes, staged.requests
         pairs = list(zip(entries, outcomes, strict=True))
         filed = Batch(
             applied=[v for v, o in pairs if o is Outcome.APPLY],
@@ -459,7 +579,7 @@ class Replica:
                 await self._commit(filed)
             except StoreError as exc:
                 _fail(batch, PersistError(str(exc)))
-                return
+                return False
             self._released, self._dropped = [], []
         self._pending_ids.update(v.id for v in filed.held)
         results = self._apply(entries, outcomes)
@@ -478,6 +598,13 @@ class Replica:
                 request.future.set_result([results[i] for i in request.slots])
         if doc.change_count - self._snapshot_count >= self.snapshot_every:
             await self._snapshot()
+        return True
+
+    async def _drop_signer(self, signer: SignerProcess | None) -> None:
+        """Forget a helper that stopped answering; the next busy batch starts a new one."""
+        if signer is not None and signer is self._signer:
+            self._signer, self._signer_start = None, None
+            await signer.close()
 
     async def _commit(self, batch: Batch) -> None:
         """Write a batch. With synchronous=NORMAL a commit only copies pages into the WAL (tens
@@ -491,11 +618,17 @@ class Replica:
             )
         else:
             self._store.commit(batch)
-        self._maybe_checkpoint()
+        await self._maybe_checkpoint()
 
-    def _maybe_checkpoint(self) -> None:
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
+    async def _maybe_checkpoint(self) -> None:
+        checkpointing = self._checkpointing
+        if checkpointing is not None:
+            if not checkpointing.done():
+                return
+            self._checkpointing = None
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._store.finish_checkpoint
+            )
         size = self._store.wal_bytes()
         if size > WAL_LIMIT_BYTES:
             self._store.checkpoint_now()
@@ -572,6 +705,26 @@ class Replica:
             self._released[:0], self._dropped[:0] = filed.released, filed.dropped
             return
         self._snapshot_count = count
+
+
+async def _collect_signatures(staged: _Staged) -> list[bytes] | None:
+    """The signatures the helper owes `staged`, or None if it stopped answering."""
+    if staged.signer is None or not staged.signing:
+        return None
+    try:
+        return await staged.signer.receive(len(staged.signing))
+    except SignerGone:
+        return None
+
+
+def _encoded(entry: EncodedChange | VerifiedChange) -> EncodedChange:
+    assert isinstance(entry, EncodedChange), entry
+    return entry
+
+
+def _verified(entry: EncodedChange | VerifiedChange) -> VerifiedChange:
+    assert isinstance(entry, VerifiedChange), entry
+    return entry
 
 
 def _decode_all(changes: Sequence[SignedChange]) -> list[VerifiedChange | Rejected]:

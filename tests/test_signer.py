@@ -25,7 +25,7 @@ async def test_it_signs_frames_in_order_exactly_as_the_node_would():
             signer.send(ids)
         assert signer.owed == 22
         for ids in frames:
-            signatures = await signer.receive(len(ids))
+            signatures = await signer.receive(len(ids), 30)
             assert signatures == [NODE.sign(i) for i in ids]  # Ed25519 is deterministic
             assert all(
                 verify_signature(NODE.public_key, i, s)
@@ -34,7 +34,7 @@ async def test_it_signs_frames_in_order_exactly_as_the_node_would():
         assert signer.owed == 0
     finally:
         await signer.close()
-    assert signer._process.returncode == 0  # it exits when its input closes
+    assert signer.returncode == 0  # it exits when its input closes
 
 
 async def test_a_helper_that_died_is_reported_not_waited_for():
@@ -42,7 +42,7 @@ async def test_a_helper_that_died_is_reported_not_waited_for():
     os.kill(signer.pid, signal.SIGKILL)
     signer.send([bytes(32)])
     with pytest.raises(SignerGone, match="stopped"):
-        await signer.receive(1)
+        await signer.receive(1, 30)
     await signer.close()
 
 

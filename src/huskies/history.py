@@ -18,7 +18,7 @@ from huskies.crdt.ops import ListMake, MapDelete, MapSet, TextDelete, TextInsert
 from huskies.pipeline import StageError, stage_from_json
 from huskies.pipeline.schema import BODY
 from huskies.render import stage_text
-from huskies.store.elements import op_elements
+from huskies.store.elements import op_element
 
 # Set by every edit, or only at creation: not news in a history.
 _BOOKKEEPING = frozenset({"updated_at", "created_at"})
@@ -79,7 +79,7 @@ def _item_ops(element: OpId, verified: VerifiedChange) -> tuple[bool, dict[str, 
     inserted = deleted = 0
     slot = 0
     for op in verified.change.ops:
-        if element in op_elements(verified.id, slot, op):
+        if op_element(verified.id, slot, op) == element:
             depth = len(op.path)
             if depth == 1 and isinstance(op, ListMake):
                 created = True

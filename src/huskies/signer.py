@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import subprocess
 import sys
 from typing import BinaryIO
 
@@ -33,74 +34,127 @@ class SignerGone(Exception):
     """The helper process stopped answering; sign in-process instead."""
 
 
+class _Pipes(asyncio.SubprocessProtocol):
+    """Collects what the child writes, and wakes the reader waiting for enough of it."""
+
+    def __init__(self) -> None:
+        self.output = bytearray()
+        self.gone: str | None = None  # why no more output will come
+        self.waiter: tuple[int, asyncio.Future[None]] | None = None
+        self.exited = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.output += data if isinstance(data, bytes) else data.encode()
+        self._wake()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self.gone = self.gone or "its output closed"
+            self._wake()
+
+    def process_exited(self) -> None:
+        self.gone = self.gone or "it exited"
+        self._wake()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _wake(self) -> None:
+        if self.waiter is None:
+            return
+        wanted, future = self.waiter
+        if (len(self.output) >= wanted or self.gone) and not future.done():
+            self.waiter = None
+            future.set_result(None)
+
+
 class SignerProcess:
     """The parent's end: `send` ids, then `receive` their signatures in the same order."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        assert process.stdin is not None
-        assert process.stdout is not None
-        self._stdin = process.stdin
-        self._stdout = process.stdout
+    def __init__(self, transport: asyncio.SubprocessTransport, pipes: _Pipes) -> None:
+        self._transport = transport
+        self._pipes = pipes
+        stdin = transport.get_pipe_transport(0)
+        assert isinstance(stdin, asyncio.WriteTransport)
+        self._stdin = stdin
         self.owed = 0  # signatures sent for and not yet received
 
     @classmethod
     async def start(cls, seed: bytes) -> SignerProcess:
         """Start a helper for the key of `seed`; raises SignerGone if it does not come up."""
-        process = await asyncio.create_subprocess_exec(
+        transport, pipes = await asyncio.get_running_loop().subprocess_exec(
+            _Pipes,
             sys.executable,
             "-m",
             "huskies.signer",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
         )
-        signer = cls(process)
+        signer = cls(transport, pipes)
         signer._stdin.write(seed)
         # One signature proves the child is up and holds the right key before anyone relies on it.
         probe = bytes(ID_BYTES)
         signer.send([probe])
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                [signature] = await signer.receive(1)
-        except (SignerGone, TimeoutError) as exc:
-            await signer.close()
+            [signature] = await signer.receive(1, START_TIMEOUT_S)
+        except SignerGone as exc:
+            await signer.close(grace_s=0)
             raise SignerGone(f"the signing helper did not start: {exc}") from None
         _, secret = crypto_sign_seed_keypair(seed)
         if signature != _sign(probe, secret):
-            await signer.close()
+            await signer.close(grace_s=0)
             raise SignerGone("the signing helper signed with another key")
         return signer
 
     def send(self, ids: list[bytes]) -> None:
         """Queue `ids` for signing; never waits (the pipe's buffer grows instead)."""
-        if self._stdin.is_closing():
-            raise SignerGone("the signing helper's input is closed")
+        if self._stdin.is_closing() or self._pipes.gone:
+            raise SignerGone(f"the signing helper stopped ({self._pipes.gone or 'input closed'})")
         self._stdin.write(_COUNT.pack(len(ids)) + b"".join(ids))
         self.owed += len(ids)
 
-    async def receive(self, count: int) -> list[bytes]:
-        """The next `count` signatures, in the order their ids were sent."""
+    async def receive(self, count: int, timeout_s: float) -> list[bytes]:
+        """The next `count` signatures, in the order their ids were sent. Raises SignerGone
+        if the helper stopped, or did not answer within `timeout_s` seconds (stuck)."""
         self.owed -= count
-        try:
-            data = await self._stdout.readexactly(count * SIGNATURE_BYTES)
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            raise SignerGone(f"the signing helper stopped ({exc})") from None
-        return [data[i : i + SIGNATURE_BYTES] for i in range(0, len(data), SIGNATURE_BYTES)]
+        size, pipes = count * SIGNATURE_BYTES, self._pipes
+        if len(pipes.output) < size and not pipes.gone:
+            # Not there yet (under load it usually is, and this costs nothing).
+            future = asyncio.get_running_loop().create_future()
+            pipes.waiter = (size, future)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await future
+            except TimeoutError:
+                raise SignerGone(f"the signing helper did not answer in {timeout_s} s") from None
+            finally:
+                pipes.waiter = None
+        if len(pipes.output) < size:
+            raise SignerGone(f"the signing helper stopped ({pipes.gone})")
+        data = bytes(pipes.output[:size])
+        del pipes.output[:size]
+        return [data[i : i + SIGNATURE_BYTES] for i in range(0, size, SIGNATURE_BYTES)]
 
-    async def close(self) -> None:
-        """Close the child's input (it exits) and reap it."""
-        with contextlib.suppress(ConnectionError):
-            self._stdin.close()
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Close the child's input (it exits) and reap it; kill it if it has not exited
+        within `grace_s` seconds."""
+        self._stdin.close()
         try:
-            async with asyncio.timeout(5):
-                await self._process.wait()
+            async with asyncio.timeout(grace_s):
+                await asyncio.shield(self._pipes.exited)  # a timeout must not cancel it
         except TimeoutError:
-            self._process.kill()
-            await self._process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.kill()
+            await self._pipes.exited
+        self._transport.close()
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        return self._transport.get_pid()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._transport.get_returncode()
 
 
 def _sign(message: bytes, secret: bytes) -> bytes:

@@ -347,10 +347,10 @@ async def test_busy_writers_sign_on_a_helper_process_with_the_node_key(db: Path)
         received = 0
         receive = signer.receive
 
-        async def counting(count: int) -> list[bytes]:
+        async def counting(count: int, timeout_s: float) -> list[bytes]:
             nonlocal received
             received += count
-            return await receive(count)
+            return await receive(count, timeout_s)
 
         signer.receive = counting  # type: ignore[method-assign]
         made = [
@@ -376,6 +376,20 @@ async def test_a_helper_that_dies_costs_no_write_and_is_replaced(db: Path):
         assert replica.document.view()["k0"] == 2
         assert all(len(r) == 64 for r in rounds)
         assert await wait_for_helper(replica, not_pid=first) != first
+        seq = replica.document.clock()[replica.public_key].seq
+    assert stored_signatures_verify(db) == seq
+
+
+async def test_a_stuck_helper_is_killed_and_its_changes_signed_here(db: Path, monkeypatch):
+    monkeypatch.setattr(replica_module, "SIGNER_REPLY_TIMEOUT_S", 0.5)
+    async with await Replica.open(db) as replica:
+        stuck = await wait_for_helper(replica)
+        os.kill(stuck, signal.SIGSTOP)
+        made = await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
+        assert len({c.id for c in made}) == 64
+        assert replica._signer is None or replica._signer.pid != stuck
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(stuck, 0)
         seq = replica.document.clock()[replica.public_key].seq
     assert stored_signatures_verify(db) == seq
 

@@ -24,6 +24,7 @@ from huskies.crdt.clock import AuthorClock, AuthorLog
 from huskies.crdt.encoding import Json
 from huskies.crdt.identity import Signer
 from huskies.crdt.ops import (
+    MAP_OPS,
     SEQUENCE_DELETES,
     SEQUENCE_INSERTS,
     ListSet,
@@ -121,7 +122,9 @@ def _resolve(own: bytes, change: Change) -> _Resolved:
         path = _own_path(op.path, own)
         if path is not op.path:
             op = op._replace(path=path)
-        if isinstance(op, SEQUENCE_INSERTS):
+        if type(op) in MAP_OPS:
+            pass
+        elif isinstance(op, SEQUENCE_INSERTS):
             origin = op.origin
             if origin is not None:
                 if origin.change:

@@ -55,20 +55,54 @@ def check_json(value: object, where: str | Callable[[], str]) -> Json:
     `where` names the place the value came from, for the error message (a callable is called
     only on failure, so a hot path need not format it).
     """
-    problem = _json_problem(value, 0)
-    if problem is None:
+    try:
         # A fresh copy of containers (tuples become lists), so the caller's later changes to
         # its own object cannot reach the document.
-        return _fresh(value)
+        return _checked_copy(value, 0)
+    except _NotJson:
+        pass
+    problem = _json_problem(value, 0)
+    assert problem is not None, value
     inside, message = problem
     place = where if isinstance(where, str) else where()
     raise EncodingError(f"{place}{''.join(reversed(inside))}: {message}")
 
 
+class _NotJson(Exception):
+    """Raised by _checked_copy; _json_problem then says what and where."""
+
+
+def _checked_copy(value: Any, depth: int) -> Json:
+    """A fresh copy of `value` if it is storable JSON, else _NotJson. This runs on every value
+    a transaction sets, so it tests exact types, and checks and copies in one pass."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        if INT_MIN <= value <= INT_MAX:
+            return value  # type: ignore[no-any-return]
+        raise _NotJson
+    if kind is float:
+        if math.isfinite(value):
+            return value  # type: ignore[no-any-return]
+        raise _NotJson
+    if depth >= MAX_DEPTH:
+        raise _NotJson
+    if kind is dict:
+        copy: dict[str, Json] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotJson
+            copy[key] = _checked_copy(item, depth + 1)
+        return copy
+    if kind is list or kind is tuple:
+        return [_checked_copy(item, depth + 1) for item in value]
+    raise _NotJson
+
+
 def _json_problem(value: Any, depth: int) -> tuple[list[str], str] | None:
     """None if `value` is storable JSON, else (the path inside it, innermost step first; what is
-    wrong). The message is built only on failure: this runs on every value a transaction sets,
-    so it tests exact types rather than calling isinstance."""
+    wrong)."""
     kind = type(value)
     if value is None or kind is str or kind is bool:
         return None
@@ -93,16 +127,6 @@ def _json_problem(value: Any, depth: int) -> tuple[list[str], str] | None:
             problem[0].append(f".{step}" if kind is dict else f"[{step}]")
             return problem
     return None
-
-
-def _fresh(value: Any) -> Json:
-    if type(value) is str or value is None:
-        return value
-    if type(value) is list or type(value) is tuple:
-        return [_fresh(item) for item in value]
-    if type(value) is dict:
-        return {key: _fresh(item) for key, item in value.items()}
-    return value  # type: ignore[no-any-return]
 
 
 def copy_json(value: Json) -> Json:

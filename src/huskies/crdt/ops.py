@@ -114,6 +114,8 @@ Op: TypeAlias = (
 SEQUENCE_INSERTS = (TextInsert, ListInsert, ListMake)
 SEQUENCE_DELETES = (TextDelete, ListDelete)
 TEXT_OPS = (TextInsert, TextDelete)
+# Ops on maps name no element: the common case, which hot loops test first, by exact type.
+MAP_OPS = frozenset({MapSet, MapMake, MapDelete})
 
 # Wire tags. They are part of the hashed encoding: never renumber.
 TAGS: dict[type, int] = {
@@ -152,12 +154,12 @@ def to_wire(op: Op) -> list[object]:
     """The encodable form of an op, `[tag, field, …]`, built from builtin types only (cbor2
     encodes exact builtin types fastest and would treat our named tuples as subclasses)."""
     path = _wire_path(op.path)
+    if isinstance(op, MapSet):  # the common case first
+        return [0, path, op.key, op.value]
     if isinstance(op, TextInsert):
         return [7, path, _wire_id(op.origin), op.text]
     if isinstance(op, TextDelete | ListDelete):
         return [TAGS[type(op)], path, [[s.change, s.start, s.length] for s in op.spans]]
-    if isinstance(op, MapSet):
-        return [0, path, op.key, op.value]
     if isinstance(op, MapMake):
         return [1, path, op.key, int(op.kind)]
     if isinstance(op, MapDelete):

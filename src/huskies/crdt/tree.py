@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 from huskies.crdt.encoding import Json, copy_json
 from huskies.crdt.ops import (
+    MAP_OPS,
     SEQUENCE_DELETES,
     SEQUENCE_INSERTS,
     TEXT_OPS,
@@ -86,6 +87,9 @@ class Tree:
         created: dict[Target, list[tuple[int, int]]] = {}  # id ranges this change inserts
         index = 0
         for number, op in enumerate(ops):
+            if type(op) in MAP_OPS:
+                index += 1
+                continue
             width = slots(op)
             refs: tuple[tuple[bytes, int, int], ...] = ()
             if isinstance(op, SEQUENCE_INSERTS):

@@ -19,6 +19,9 @@ from huskies import __version__
 from huskies.crdt import OpId, Rejected, SignedChange, StoredChange, VerifiedChange, decode_signed
 from huskies.store.elements import element_key, touched_elements
 
+CHECKPOINT_PASSES = 1  # at most, per background checkpoint
+CHECKPOINT_FRAMES_LEFT = 128  # a pass that copied fewer pages than this leaves little behind
+
 
 class Synchronous(Enum):
     """SQLite's `synchronous` setting. NORMAL survives a crash of the process (every commit is
@@ -165,16 +168,18 @@ def _insert_elements(
     conn: sqlite3.Connection, numbered: Iterable[tuple[int, VerifiedChange]]
 ) -> None:
     """Index changes by the elements they touch; `numbered` pairs each with its apply order."""
-    conn.executemany(
-        # OR IGNORE: two elements whose keys are alike count once (see element_key).
-        "INSERT OR IGNORE INTO element_changes (element_prefix, element_idx, apply_order) "
-        "VALUES (?, ?, ?)",
-        (
-            (*element_key(element), order)
-            for order, change in numbered
-            for element in touched_elements(change.id, change.change.ops)
-        ),
-    )
+    rows = [
+        (*element_key(element), order)
+        for order, change in numbered
+        for element in touched_elements(change.id, change.change.ops)
+    ]
+    if rows:
+        conn.executemany(
+            # OR IGNORE: two elements whose keys are alike count once (see element_key).
+            "INSERT OR IGNORE INTO element_changes (element_prefix, element_idx, apply_order) "
+            "VALUES (?, ?, ?)",
+            rows,
+        )
 
 
 def _create_private(path: Path) -> None:
@@ -190,6 +195,7 @@ class Store:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, synchronous: Synchronous) -> None:
         self.path = path
+        self._wal_path = f"{path}-wal"
         self.synchronous = synchronous
         self._conn = conn
         top = conn.execute("SELECT max(apply_order) FROM changes").fetchone()[0]
@@ -314,18 +320,25 @@ class Store:
 
     def wal_bytes(self) -> int:
         try:
-            return Path(f"{self.path}-wal").stat().st_size
+            return os.stat(self._wal_path).st_size  # after every commit: no Path object
         except FileNotFoundError:
             return 0
 
     def checkpoint(self) -> None:
         """Copy the WAL back into the database through a connection of its own, so the writer
-        keeps committing meanwhile (PASSIVE: it never waits for the writer or readers)."""
+        keeps committing meanwhile (PASSIVE: it never waits for the writer or readers). Passes
+        repeat while each still finds much that the writer added during the one before, so
+        `finish_checkpoint` is left little to copy while the writer waits."""
         # No TRUNCATE here: it takes the write lock, and a commit that finds it held sleeps in
         # SQLite's busy handler (measured: 9 ms stalls). The writer's next commit cuts the file.
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            done = 0
+            for _ in range(CHECKPOINT_PASSES):
+                _, _, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if copied - done < CHECKPOINT_FRAMES_LEFT:
+                    break
+                done = copied
         finally:
             conn.close()
 

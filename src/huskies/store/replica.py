@@ -63,6 +63,7 @@ DEFAULT_SNAPSHOT_EVERY = 10_000
 MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
 SIGNER_START_BATCH = 8  # local changes in one batch: concurrent writers, worth a signing helper
 SIGNER_MIN_BATCH = 4  # fewer are signed here sooner than a round trip to the helper takes
+SIGNER_REPLY_TIMEOUT_S = 5.0  # a helper this late is stuck: kill it and sign here
 PARALLEL_VERIFY_MIN = 64  # changes in one ingest worth spreading over verifier processes
 WAL_CHECKPOINT_BYTES = 16 << 20  # start a background checkpoint past this WAL size
 WAL_LIMIT_BYTES = 64 << 20  # past this, background checkpoints fell behind: checkpoint inline
@@ -126,7 +127,7 @@ class Subscription:
 class _Request:
     future: asyncio.Future[object]
     local: Transaction | None = None
-    remote: list[VerifiedChange] = field(default_factory=list)
+    remote: Sequence[VerifiedChange] = ()
     slots: range = range(0)
 
 
@@ -355,7 +356,11 @@ class Replica:
         """
         if not len(tx):
             return None
-        result = await self._submit(_Request(self._future(), local=tx))
+        if self._closed:
+            raise PersistError("the replica is closed")
+        request = _Request(self._future(), local=tx)
+        self._queue.put_nowait(request)  # unbounded: it never waits
+        result = await request.future
         assert isinstance(result, SignedChange)
         tx.committed_as(result.id)
         return result
@@ -421,7 +426,7 @@ class Replica:
     async def _submit(self, request: _Request) -> object:
         if self._closed:
             raise PersistError("the replica is closed")
-        await self._queue.put(request)
+        self._queue.put_nowait(request)  # unbounded: it never waits
         return await request.future
 
     # ---- the writer ------------------------------------------------------------------------
@@ -601,10 +606,11 @@ class Replica:
         return True
 
     async def _drop_signer(self, signer: SignerProcess | None) -> None:
-        """Forget a helper that stopped answering; the next busy batch starts a new one."""
+        """Forget (and kill) a helper that stopped answering; the next busy batch starts a
+        new one."""
         if signer is not None and signer is self._signer:
             self._signer, self._signer_start = None, None
-            await signer.close()
+            await signer.close(grace_s=0)
 
     async def _commit(self, batch: Batch) -> None:
         """Write a batch. With synchronous=NORMAL a commit only copies pages into the WAL (tens
@@ -656,10 +662,11 @@ class Replica:
             elif isinstance(result, Rejected) and outcome is not Outcome.SEEN:
                 self._dropped.append(change.id)
                 pending_ids.discard(change.id)
-        for change_id in applied:
-            if change_id in pending_ids:
-                pending_ids.remove(change_id)
-                self._released.append(change_id)
+        if pending_ids:
+            for change_id in applied:
+                if change_id in pending_ids:
+                    pending_ids.remove(change_id)
+                    self._released.append(change_id)
         if len(pending_ids) != doc.pending_count:
             # Some waiting change was refused because what it waited for was refused.
             for change_id in [c for c in pending_ids if not doc.is_pending(c)]:
@@ -712,7 +719,7 @@ async def _collect_signatures(staged: _Staged) -> list[bytes] | None:
     if staged.signer is None or not staged.signing:
         return None
     try:
-        return await staged.signer.receive(len(staged.signing))
+        return await staged.signer.receive(len(staged.signing), SIGNER_REPLY_TIMEOUT_S)
     except SignerGone:
         return None
 

@@ -159,9 +159,10 @@ class StoreStats:
     opened_by: str
 
 
-def _row(change: VerifiedChange) -> tuple[bytes, bytes, bytes, bytes, int, int]:
+def _row(change: VerifiedChange, number: int) -> tuple[int, bytes, bytes, bytes, bytes, int, int]:
+    """A change's row; `number` is its apply order or arrival."""
     c, signed = change.change, change.signed
-    return (change.id, signed.body, signed.signature, c.author, c.seq, c.lamport)
+    return (number, change.id, signed.body, signed.signature, c.author, c.seq, c.lamport)
 
 
 def _insert_elements(
@@ -217,10 +218,6 @@ class Store:
             # The replica checkpoints from another connection instead (see checkpoint), so a
             # commit never stalls to copy the WAL back into the database.
             conn.execute("PRAGMA wal_autocheckpoint=0")
-            # Once a checkpoint has copied the whole WAL back, the next commit starts the WAL
-            # again from its beginning; this makes it also cut the file down, so the file's size
-            # measures what waits to be copied (see Replica._maybe_checkpoint).
-            conn.execute("PRAGMA journal_size_limit=0")
             conn.execute("PRAGMA foreign_keys=ON")
             _migrate(conn, path)
             conn.execute(
@@ -328,9 +325,9 @@ class Store:
         """Copy the WAL back into the database through a connection of its own, so the writer
         keeps committing meanwhile (PASSIVE: it never waits for the writer or readers). Passes
         repeat while each still finds much that the writer added during the one before, so
-        `finish_checkpoint` is left little to copy while the writer waits."""
+        `checkpoint_here` is left little to copy."""
         # No TRUNCATE here: it takes the write lock, and a commit that finds it held sleeps in
-        # SQLite's busy handler (measured: 9 ms stalls). The writer's next commit cuts the file.
+        # SQLite's busy handler (measured: 9 ms stalls). The writer empties it when idle.
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             done = 0
@@ -342,15 +339,13 @@ class Store:
         finally:
             conn.close()
 
-    def finish_checkpoint(self) -> None:
-        """After a background checkpoint: copy back what was committed meanwhile (little) and
-        empty the WAL, on the writer's own connection, so no lock is waited for."""
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def checkpoint_now(self) -> None:
-        """Checkpoint on the writer's own connection, waiting for readers: for a WAL that grew
-        because background checkpoints could not keep up."""
-        self._conn.execute("PRAGMA wal_checkpoint(RESTART)")
+    def checkpoint_here(self) -> None:
+        """Copy back what waits in the WAL and empty it, on the writer's own connection (so no
+        lock is waited for), waiting for readers."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not checkpoint {self.path}: {exc}") from None
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -382,14 +377,14 @@ class Store:
                     conn.executemany(
                         f"INSERT INTO changes (apply_order, {_COLUMNS}) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(order + k, *_row(c)) for k, c in enumerate(batch.applied)],
+                        [_row(c, order + k) for k, c in enumerate(batch.applied)],
                     )
                     _insert_elements(conn, enumerate(batch.applied, order))
                     order += len(batch.applied)
                 if batch.held:
                     conn.executemany(
                         f"INSERT INTO pending (arrival, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(arrival + k, *_row(c)) for k, c in enumerate(batch.held)],
+                        [_row(c, arrival + k) for k, c in enumerate(batch.held)],
                     )
                     arrival += len(batch.held)
                 if batch.snapshot is not None:

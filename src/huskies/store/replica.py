@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from huskies.crdt import (
@@ -123,7 +125,14 @@ class Subscription:
         self._on_close(self)
 
 
-@dataclass
+class _Signal(Enum):
+    """What the writer's queue carries besides requests."""
+
+    STOP = "stop"  # finish what is queued, then stop
+    TIDY = "tidy"  # a background checkpoint is done: empty the WAL if idle
+
+
+@dataclass(slots=True)
 class _Request:
     future: asyncio.Future[object]
     local: Transaction | None = None
@@ -199,7 +208,7 @@ class Replica:
         self._released = loaded.released  # pending-table ids the document has since applied
         self._dropped = loaded.dropped  # filed ids the document refused after all
         self._pending_ids = loaded.pending_ids  # ids in the pending table
-        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Request | _Signal] = asyncio.Queue()
         self._subscribers: list[Subscription] = []
         # FULL commits wait for the disk on this thread (see _commit); the writer awaits each
         # one, so the connection is never used by two threads at once.
@@ -273,11 +282,12 @@ class Replica:
         if self._closed:
             return
         self._closed = True
-        await self._queue.put(None)
+        self._queue.put_nowait(_Signal.STOP)
         await self._writer
         await self._flush_notes()
         if self._checkpointing is not None:
-            await self._checkpointing
+            await asyncio.wait([self._checkpointing])
+            _report(self._checkpointing)
         if self._signer_start is not None:
             await self._signer_start
         if self._signer is not None:
@@ -356,11 +366,7 @@ class Replica:
         """
         if not len(tx):
             return None
-        if self._closed:
-            raise PersistError("the replica is closed")
-        request = _Request(self._future(), local=tx)
-        self._queue.put_nowait(request)  # unbounded: it never waits
-        result = await request.future
+        result = await self._enqueue(_Request(self._future(), local=tx))
         assert isinstance(result, SignedChange)
         tx.committed_as(result.id)
         return result
@@ -414,7 +420,7 @@ class Replica:
         ]
         verified = [c for c in checked if not isinstance(c, Rejected)]
         if verified:
-            outcome = await self._submit(_Request(self._future(), remote=verified))
+            outcome = await self._enqueue(_Request(self._future(), remote=verified))
             assert isinstance(outcome, list)
             answers = iter(outcome)
             results = [r if r is not None else next(answers) for r in results]
@@ -423,11 +429,13 @@ class Replica:
     def _future(self) -> asyncio.Future[object]:
         return asyncio.get_running_loop().create_future()
 
-    async def _submit(self, request: _Request) -> object:
+    def _enqueue(self, request: _Request) -> asyncio.Future[object]:
+        """Hand `request` to the writer; await the returned future for its outcome. (Not a
+        coroutine: every change passes here, and a coroutine frame costs time.)"""
         if self._closed:
             raise PersistError("the replica is closed")
         self._queue.put_nowait(request)  # unbounded: it never waits
-        return await request.future
+        return request.future
 
     # ---- the writer ------------------------------------------------------------------------
 
@@ -436,8 +444,12 @@ class Replica:
         while True:
             if staged is None:
                 first = await self._queue.get()
-                if first is None:
+                if first is _Signal.STOP:
                     return
+                if first is _Signal.TIDY:
+                    if self._queue.empty():
+                        await self._finish_checkpoint()
+                    continue
                 requests, stopping = self._take([first], self._opening_limit())
             else:
                 # Let the callers just answered queue their next changes: they are prepared
@@ -456,6 +468,7 @@ class Replica:
                 return
             if staged is None and self._queue.empty():
                 await self._flush_notes()
+                await self._finish_checkpoint()
 
     def _opening_limit(self) -> int:
         """How many changes an idle writer takes. With a signing helper, half of what waits:
@@ -466,13 +479,14 @@ class Replica:
         return max(SIGNER_MIN_BATCH, min(MAX_BATCH, (self._queue.qsize() + 2) // 2))
 
     def _take(self, batch: list[_Request], limit: int) -> tuple[list[_Request], bool]:
-        """Add waiting requests to `batch` up to `limit` changes; True if the stop sentinel
-        was taken."""
+        """Add waiting requests to `batch` up to `limit` changes; True if STOP was taken."""
         size = sum(len(r.remote) or 1 for r in batch)
         while size < limit and not self._queue.empty():
             request = self._queue.get_nowait()
-            if request is None:
+            if request is _Signal.STOP:
                 return batch, True
+            if request is _Signal.TIDY:
+                continue  # busy: the writer tidies when it next goes idle
             batch.append(request)
             size += len(request.remote) or 1
         return batch, False
@@ -592,7 +606,7 @@ class Replica:
             if request.future.done():
                 continue
             if request.local is not None:
-                [slot] = request.slots
+                slot = request.slots.start
                 result = results[slot]
                 if isinstance(result, Applied):
                     request.future.set_result(entries[slot].signed)
@@ -619,29 +633,48 @@ class Replica:
         commit waits for the disk, so it runs on the store's thread and the event loop keeps
         serving meanwhile."""
         if self._store.synchronous is Synchronous.FULL:
-            await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._store.commit, batch
-            )
+            await self._on_store_thread(functools.partial(self._store.commit, batch))
         else:
             self._store.commit(batch)
         await self._maybe_checkpoint()
 
     async def _maybe_checkpoint(self) -> None:
+        """After a commit: copy the WAL back on another thread once it has grown (again and
+        again while it keeps growing, each pass copying what is new); only if that cannot
+        keep up, or the writer is never idle to finish, copy and empty it here."""
         checkpointing = self._checkpointing
-        if checkpointing is not None:
-            if not checkpointing.done():
-                return
-            self._checkpointing = None
-            await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._store.finish_checkpoint
-            )
+        if checkpointing is not None and not checkpointing.done():
+            return
         size = self._store.wal_bytes()
         if size > WAL_LIMIT_BYTES:
-            self._store.checkpoint_now()
+            await self._checkpoint_here()
         elif size > WAL_CHECKPOINT_BYTES:
+            _report(checkpointing)
             self._checkpointing = asyncio.create_task(
                 asyncio.to_thread(self._store.checkpoint), name="replica-checkpoint"
             )
+            # Wake an idle writer to empty the WAL once the copying is done.
+            self._checkpointing.add_done_callback(lambda _: self._queue.put_nowait(_Signal.TIDY))
+
+    async def _finish_checkpoint(self) -> None:
+        """When the writer is idle: copy back what was committed since the last background
+        checkpoint and empty the WAL. Done here, on the writer's connection, because emptying
+        it takes the write lock: from another connection, a commit that found the lock held
+        slept in SQLite's busy handler (9 ms). Idle, no caller waits for it."""
+        checkpointing = self._checkpointing
+        if checkpointing is not None and checkpointing.done():
+            await self._checkpoint_here()
+
+    async def _checkpoint_here(self) -> None:
+        _report(self._checkpointing)
+        self._checkpointing = None
+        try:
+            await self._on_store_thread(self._store.checkpoint_here)
+        except StoreError as exc:  # harmless: what was committed stays in the WAL
+            log.warning("could not empty the WAL: %s", exc)
+
+    async def _on_store_thread(self, work: Callable[[], None]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def _apply(
         self, verified: list[VerifiedChange], outcomes: list[Outcome | Rejected]
@@ -722,6 +755,12 @@ async def _collect_signatures(staged: _Staged) -> list[bytes] | None:
         return await staged.signer.receive(len(staged.signing), SIGNER_REPLY_TIMEOUT_S)
     except SignerGone:
         return None
+
+
+def _report(checkpointing: asyncio.Task[None] | None) -> None:
+    """Log how a finished background checkpoint failed, if it did."""
+    if checkpointing is not None and checkpointing.done() and checkpointing.exception():
+        log.warning("a background checkpoint failed: %s", checkpointing.exception())
 
 
 def _encoded(entry: EncodedChange | VerifiedChange) -> EncodedChange:

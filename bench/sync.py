@@ -69,6 +69,7 @@ from replica import (
     ITEMS,
     Workload,
     drive,
+    edit_fields,
     item_names,
     make_items,
     percentile,
@@ -351,8 +352,8 @@ async def time_live(source: Replica, sinks: list[Replica], changes: int, items: 
             edit = edits.next()
             began = time.perf_counter()
             tx = source.transaction()
-            for key, value in edit.fields:
-                tx.set((*ITEMS, edit.item), key, value)
+            for key, value in edit_fields(edit):
+                tx.set((*ITEMS, edit[0]), key, value)
             made = await source.change(tx)
             assert made is not None
             seen = await asyncio.gather(*(applied(s, made.id) for s in watched))
@@ -449,9 +450,9 @@ def pycrdt_doc(changes: int, items: int) -> tuple[Any, int]:
     edits = Workload(items, 11)
     for _ in range(changes):
         edit = edits.next()
-        target = maps[edit.item]
+        target = maps[edit[0]]
         with doc.transaction():
-            for key, value in edit.fields:
+            for key, value in edit_fields(edit):
                 target[key] = value
     doc.unobserve(subscription)
     return doc, sum(sizes)

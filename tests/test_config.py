@@ -14,6 +14,7 @@ from huskies.config import (
     AgentsConfig,
     ConfigError,
     ProjectConfig,
+    ServerConfig,
     StoreConfig,
     SyncConfig,
     load_agents_config,
@@ -143,6 +144,8 @@ timezone = "Europe/London"
 [store]
 synchronous = "full"
 snapshot_every = 100
+[server]
+hosts = ["huskies.example.com", "10.0.0.5", "[fe80::1]"]
 """
     config = load_project_config(write(tmp_path, "project.toml", text))
     assert config == ProjectConfig(
@@ -150,6 +153,7 @@ snapshot_every = 100
         default_qa="human",
         timezone="Europe/London",
         store=StoreConfig(synchronous="full", snapshot_every=100),
+        server=ServerConfig(hosts=("huskies.example.com", "10.0.0.5", "[fe80::1]")),
     )
 
 
@@ -253,7 +257,7 @@ def test_a_failed_load_writes_nothing(tmp_path):
         (
             "foo = 1\n",
             "unknown key 'foo'; allowed keys: 'base_branch', 'default_qa', 'timezone', "
-            "'max_coders', 'max_retries', 'archive_after', 'component', 'store', 'sync'",
+            "'max_coders', 'max_retries', 'archive_after', 'component', 'store', 'sync', 'server'",
         ),
         ("max_coders = 0\n", "max_coders: got 0; allowed: greater than 0"),
         (
@@ -323,6 +327,14 @@ def test_a_failed_load_writes_nothing(tmp_path):
         (
             "[sync]\nping_interval_secs = 0\n",
             "sync.ping_interval_secs: got 0; allowed: greater than 0",
+        ),
+        *(
+            (
+                f'[server]\nhosts = ["{bad}"]\n',
+                f"server.hosts: got '{bad}'; allowed: a host name or address alone, with no "
+                "scheme, port or path, such as 'huskies.example.com' or '192.168.1.20'",
+            )
+            for bad in ("https://box", "box:3000", "box/x", "", "-box", "a..b", "*")
         ),
     ],
 )

@@ -5,6 +5,7 @@ string is never read as a number), and every failure becomes a `ConfigError` who
 the file, the key, what was found and what is allowed.
 """
 
+import ipaddress
 import json
 import re
 import string
@@ -84,6 +85,13 @@ ping_interval_secs = 30
 
 # ...and drop it after this many seconds of silence.
 ping_timeout_secs = 60
+
+[server]
+# The server answers only requests whose Host is one of its own names (loopback, the address
+# it listens on, this machine's names), so a web page cannot reach it by DNS rebinding. Names
+# it is also reached by, say through a reverse proxy, e.g. ["huskies.example.com"]; read when
+# the server starts.
+hosts = []
 
 # Quality gates. huskies runs them itself when a coder finishes, and again on the squashed
 # result before it merges; it never takes an agent's word that they pass. Each [[component]]
@@ -262,6 +270,37 @@ class SyncConfig(_Model):
         return keys
 
 
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"^{LABEL}(\.{LABEL})*$")
+
+
+class ServerConfig(_Model):
+    """The `[server]` table of project.toml."""
+
+    hosts: tuple[StrictStr, ...] = ()
+    """Names the server is reached by beyond its own (say, a reverse proxy's), for the Host
+    check (see `huskies.web.guard`)."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if HOST_NAME.match(name) is None and not _is_address(name.strip("[]")):
+                raise _Invalid(
+                    f"got {name!r}; allowed: a host name or address alone, with no scheme, "
+                    "port or path, such as 'huskies.example.com' or '192.168.1.20'"
+                )
+        return names
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
 DURATION_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -328,6 +367,7 @@ class ProjectConfig(_Model):
     components: tuple[ComponentConfig, ...] = Field(default=(), alias="component")
     store: StoreConfig = Field(default_factory=StoreConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @field_validator("archive_after")
     @classmethod

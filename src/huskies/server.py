@@ -26,7 +26,7 @@ import psutil
 import uvicorn
 
 from huskies.config import ProjectConfig
-from huskies.mcp.endpoint import McpEndpoint, served_hosts
+from huskies.mcp.endpoint import McpEndpoint
 from huskies.pipeline import WorkItem
 from huskies.pipeline.gates import failure_summary
 from huskies.processes import GroupLedger
@@ -51,6 +51,7 @@ from huskies.store.replica import wall_clock_ms
 from huskies.sync.protocol import Limits
 from huskies.sync.trust import Trust, TrustStore, parse_token
 from huskies.web.app import create_app
+from huskies.web.guard import served_names
 from huskies.web.services import Services
 
 log = logging.getLogger("huskies.server")
@@ -217,12 +218,11 @@ async def running(
             log.warning("ended process group %s left running by an earlier server", pgid)
         pipeline = _pipeline(project, settings, replica, board, node, hub, agent_url, merge_retry_s)
         services = pipeline.services
-        mcp = McpEndpoint(
-            services, access_token=token, allowed_hosts=served_hosts(host, bound, _names(host))
-        )
+        mcp = McpEndpoint(services, access_token=token)
+        names = served_names(host, [*_names(host), *config.server.hosts])
         server = _Server(
             uvicorn.Config(
-                create_app(services, access_token=token, mcp=mcp),
+                create_app(services, names=names, access_token=token, mcp=mcp),
                 log_level="warning",
                 lifespan="off",
                 ws="websockets-sansio",

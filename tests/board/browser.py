@@ -21,12 +21,12 @@ CHROMIUM_ARGS = (
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(*extra_args: str) -> AsyncIterator[Browser]:
     """Chromium with a fresh profile (Playwright makes a new user-data dir for each launch and
     removes it on close); each new context is a fresh session with empty storage."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             yield browser

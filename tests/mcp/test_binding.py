@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from huskies.mcp.endpoint import served_hosts
 from huskies.pipeline.gates import read_gate_reports
 from huskies.project import Project
 from huskies.server import Running
@@ -189,16 +188,3 @@ async def test_agent_tools_start_watch_and_stop_a_run(project: Project):
         assert await call(person, "list_timers") == []
         merge = await call(person, "get_merge_status", number=1)
         assert merge == {"stage": "coding", "job": None}
-
-
-def test_served_hosts_are_loopback_the_listening_address_and_the_names_given():
-    assert served_hosts("10.0.0.5", 3000) == [
-        "127.0.0.1:3000",
-        "localhost:3000",
-        "[::1]:3000",
-        "10.0.0.5:3000",
-    ]
-    everywhere = served_hosts("0.0.0.0", 80, ["box", "fe80::1"])
-    assert "0.0.0.0:80" not in everywhere
-    assert everywhere[-2:] == ["box:80", "[fe80::1]:80"]
-    assert served_hosts("::1", 80) == ["127.0.0.1:80", "localhost:80", "[::1]:80"]

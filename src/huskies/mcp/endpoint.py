@@ -1,5 +1,6 @@
 """The MCP endpoint at `/mcp`: the official SDK's server over streamable HTTP, with huskies'
-tools, its own check of who is calling, and DNS-rebinding protection for the hosts we serve.
+tools and its own check of who is calling. Host and Origin are checked for the whole app, this
+route included, by `huskies.web.guard`.
 
 `run_forever()` runs the SDK's session manager; the server runs it as one of its loops (the
 HTTP app runs without an ASGI lifespan).
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -32,32 +32,19 @@ INSTRUCTIONS = (
 )
 
 
-def served_hosts(host: str, port: int, extra: Iterable[str] = ()) -> list[str]:
-    """Host header values a client of `host`:`port` sends: loopback by address and name, the
-    listening address, and any `extra` names (say, the machine's, when listening on all)."""
-    names = ["127.0.0.1", "localhost", "::1", *extra]
-    if host not in ("", "0.0.0.0", "::"):
-        names.append(host)
-    return list(dict.fromkeys(f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names))
-
-
 class McpEndpoint:
     """An ASGI app answering `/mcp`. A bearer token must be a running agent's (binding the
     tools to its item) or the server's access token; without one, only when the server needs
     no token."""
 
-    def __init__(
-        self, services: Services, *, access_token: str | None, allowed_hosts: list[str]
-    ) -> None:
+    def __init__(self, services: Services, *, access_token: str | None) -> None:
         self._services = services
         self._access_token = access_token
         self.tests = TestRuns()
         self.server = build_server(ToolScope(services, access_token, self.tests))
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=allowed_hosts,
-            allowed_origins=[f"http://{host}" for host in allowed_hosts],
-        )
+        # The app's guard checks Host and Origin for every route; a second, stricter list here
+        # would refuse what the app allows (a tunnel's port, a proxy's name).
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         self.server.streamable_http_app(streamable_http_path=PATH, transport_security=security)
         self._manager = self.server.session_manager
         self._ready = asyncio.Event()

@@ -6,6 +6,7 @@ through a `ServicesDep` parameter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -32,8 +33,9 @@ from huskies.web import (
     errors,
     events_ws,
 )
-from huskies.web.auth import RequireToken
+from huskies.web.guard import Guard
 from huskies.web.services import Services
+from huskies.web.sync_ws import PATH as SYNC_PATH
 from huskies.web.sync_ws import sync_route
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -54,18 +56,23 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 DESCRIPTION = """\
 Work items, configuration and state of one huskies node. Errors are
-`{"error": {"message", "field"}}`. A server listening beyond loopback requires
-`Authorization: Bearer <token>` (the token is in `.huskies/access-token`). Live events:
-websocket `/api/events?kinds=item,item_removed`.
+`{"error": {"message", "field"}}`. Requests that change something take JSON bodies only
+(`Content-Type: application/json`) and, from a browser, only from this server's own origin. A
+server listening beyond loopback requires `Authorization: Bearer <token>` (the token is in
+`.huskies/access-token`). Live events: websocket `/api/events?kinds=item,item_removed`.
 """
 
 
 def create_app(
-    services: Services, *, access_token: str | None = None, mcp: McpEndpoint | None = None
+    services: Services,
+    *,
+    names: Iterable[str],
+    access_token: str | None = None,
+    mcp: McpEndpoint | None = None,
 ) -> FastAPI:
-    """The app over `services`, with the MCP endpoint at `/mcp` if given; with
-    `access_token`, every route needs it but `/crdt-sync` and `/mcp` (which check their own
-    callers)."""
+    """The app over `services`, with the MCP endpoint at `/mcp` if given, answering to the
+    host `names` only (see `huskies.web.guard`); with `access_token`, every route needs it but
+    `/crdt-sync` and `/mcp` (which check their own callers) and the board's shell."""
     app = FastAPI(title="huskies", version=__version__, description=DESCRIPTION)
     app.state.services = services
     errors.install(app, [route for router in ROUTERS for route in router.routes])
@@ -75,13 +82,13 @@ def create_app(
     app.include_router(board.router)  # pages and assets, not API routes: not in ROUTERS
     if mcp is not None:
         app.router.routes.append(Route(MCP_PATH, mcp, name="mcp"))
-    if access_token is not None:
-        app.add_middleware(
-            RequireToken,
-            token=access_token,
-            open_paths=(MCP_PATH, *board.OPEN_PATHS),
-            open_prefixes=board.OPEN_PREFIXES,
-        )
+    app.add_middleware(
+        Guard,
+        names=names,
+        token=access_token,
+        open_paths=(SYNC_PATH, MCP_PATH, *board.OPEN_PATHS),
+        open_prefixes=board.OPEN_PREFIXES,
+    )
     app.openapi = lambda: _schema(app)  # type: ignore[method-assign]
     return app
 

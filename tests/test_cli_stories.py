@@ -147,6 +147,10 @@ def test_story_edit_in_the_editor_and_without(project: Path, tmp_path: Path):
     assert "exited with status" in fails(project, "story", "edit", "1", env={"EDITOR": "false"})
     assert ok(project, "story", "edit", "1", "--title", "Final title") == "#1 is unchanged.\n"
     assert "one line" in fails(project, "story", "edit", "1", "--title", "a\nb")
+    escape = fails(project, "story", "edit", "1", "--title", "red \x1b[31m")
+    assert "control character U+001B" in escape
+    assert "\x1b" not in escape
+    assert escape.count("\n") == 1  # one line, whatever the terminal's width
     assert ok(project, "story", "edit", "1", "--title", "Renamed") == "Updated #1.\n"
     literal = "Fix [bold]markup[/bold] in titles"  # shown as typed, never as rich markup
     ok(project, "story", "edit", "1", "--title", literal)

@@ -330,6 +330,15 @@ def test_a_failed_load_writes_nothing(tmp_path):
         ),
         *(
             (
+                f'base_branch = "{bad}"\n',
+                f"base_branch: got '{bad}'; allowed: a git branch name such as 'main' or "
+                "'release/2.x' (no spaces, control characters, '..', or any of ~^:?*[\\), or '' "
+                "for the branch checked out when the server starts",
+            )
+            for bad in ("my branch", "a..b", "-x", "x.lock", "a~1", "feature/")
+        ),
+        *(
+            (
                 f'[server]\nhosts = ["{bad}"]\n',
                 f"server.hosts: got '{bad}'; allowed: a host name or address alone, with no "
                 "scheme, port or path, such as 'huskies.example.com' or '192.168.1.20'",
@@ -365,6 +374,25 @@ AGENT_KEYS = (
         ({"name": '""'}, "agent[0].name: got ''; allowed: a name that is not empty"),
         ({"name": '"  "'}, "agent[0].name: got '  '; allowed: a name that is not empty"),
         ({"name": None}, "agent[0].name: missing; expected a string"),
+        (
+            {"name": '"co\\u0000der"'},
+            "agent[0] (\"co\\u0000der\").name: got 'co\\x00der', which holds the control "
+            "character U+0000 at position 2; allowed: one line of plain text",
+        ),
+        (
+            {"runtime": '"command"', "argv": '["sh", "a\\u0000b"]'},
+            "agent[0] (\"coder\").argv[1]: got 'a\\x00b'; a program's arguments and "
+            "environment cannot hold a NUL character",
+        ),
+        (
+            {"env": '{ A = "x\\u0000" }'},
+            "agent[0] (\"coder\").env.A: got 'x\\x00'; a program's arguments and environment "
+            "cannot hold a NUL character",
+        ),
+        (
+            {"env": '{ "A=B" = "x" }'},
+            "agent[0] (\"coder\").env.\"A=B\": got 'A=B'; allowed: a variable name without '='",
+        ),
         ({"name": "7"}, "agent[0].name: got 7; expected a string"),
         (
             {"stage": '"review"'},

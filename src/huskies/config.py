@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from huskies.pipeline.lines import line_problem
+
 QaMode = Literal["server", "agent", "human"]
 Synchronous = Literal["normal", "full"]
 Stage = Literal["coder", "qa", "mergemaster"]
@@ -301,6 +303,38 @@ def _is_address(text: str) -> bool:
     return True
 
 
+def _one_line_name(value: str) -> str:
+    if not value.strip():
+        raise _Invalid(f"got {value!r}; allowed: a name that is not empty")
+    problem = line_problem(value)
+    if problem is not None:
+        raise _Invalid(f"got {value!r}, which {problem}; allowed: one line of plain text")
+    return value
+
+
+BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def _is_branch_name(name: str) -> bool:
+    """What `git check-ref-format --branch` accepts, checked without running git."""
+    return (
+        BRANCH_FORBIDDEN.search(name) is None
+        and line_problem(name) is None
+        and not name.startswith(("-", "/", "."))
+        and not name.endswith(("/", ".", ".lock"))
+        and "/." not in name
+        and name != "@"
+    )
+
+
+def _no_nul(value: str, at: tuple[str | int, ...]) -> None:
+    if "\x00" in value:
+        raise _Invalid(
+            f"got {value!r}; a program's arguments and environment cannot hold a NUL character",
+            at=at,
+        )
+
+
 DURATION = re.compile(r"^([1-9][0-9]*)(s|m|h|d)$")
 DURATION_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -339,9 +373,7 @@ class ComponentConfig(_Model):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise _Invalid(f"got {value!r}; allowed: a name that is not empty")
-        return value
+        return _one_line_name(value)
 
     @field_validator("path")
     @classmethod
@@ -368,6 +400,17 @@ class ProjectConfig(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @field_validator("base_branch")
+    @classmethod
+    def _branch_name(cls, value: str) -> str:
+        if value and not _is_branch_name(value):
+            raise _Invalid(
+                f"got {value!r}; allowed: a git branch name such as 'main' or 'release/2.x' "
+                "(no spaces, control characters, '..', or any of ~^:?*[\\), or '' for the "
+                "branch checked out when the server starts"
+            )
+        return value
 
     @field_validator("archive_after")
     @classmethod
@@ -437,9 +480,24 @@ class AgentConfig(_Model):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise _Invalid(f"got {value!r}; allowed: a name that is not empty")
-        return value
+        return _one_line_name(value)
+
+    @field_validator("argv")
+    @classmethod
+    def _no_nul_in_argv(cls, argv: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for index, argument in enumerate(argv or ()):
+            _no_nul(argument, at=(index,))
+        return argv
+
+    @field_validator("env")
+    @classmethod
+    def _a_valid_environment(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, value in env.items():
+            if not name or "=" in name:
+                raise _Invalid(f"got {name!r}; allowed: a variable name without '='", at=(name,))
+            _no_nul(name, at=(name,))
+            _no_nul(value, at=(name,))
+        return env
 
     @field_validator("prompt", "system_prompt")
     @classmethod

@@ -184,6 +184,22 @@ async def test_a_missing_program_is_a_clear_error(tmp_path: Path):
         await AgentProcess(missing, tmp_path / "run.log").start()
 
 
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [(("sh", "-c", "true"), {"HUSKIES_TITLE": "a\x00b"}), (("sh", "-c", "echo a\x00b"), {})],
+)
+async def test_what_no_process_can_take_is_a_clear_error(
+    tmp_path: Path, argv: tuple[str, ...], env: dict[str, str]
+):
+    refused = LaunchSpec(
+        argv=argv, cwd=tmp_path, env=env, parse=parse_command_line, inactivity_timeout_s=5
+    )
+    run = AgentProcess(refused, tmp_path / "run.log")
+    with pytest.raises(SpawnError, match=r"cannot start 'sh': embedded null byte"):
+        await run.start()
+    assert not run.running
+
+
 async def test_a_huge_line_is_kept_whole(tmp_path: Path):
     size = 3 * 1024 * 1024
     run = AgentProcess(

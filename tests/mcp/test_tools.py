@@ -116,6 +116,7 @@ async def test_bad_arguments_are_clear_tool_errors_that_change_nothing(project: 
         assert "no item #9" in await refused(client, "get_item", number=9)
         assert "title" in await refused(client, "create_item", title="")
         assert "title" in await refused(client, "create_item", title="two\nlines")
+        assert "U+0000" in await refused(client, "create_item", title="a\u0000b")
         assert "kind" in await refused(client, "create_item", title="X", kind="epic")
         assert "depends_on" in await refused(client, "create_item", title="X", depends_on=[7])
         assert "qa" in await refused(client, "update_item", number=1, qa="sometimes")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from huskies.agents.supervisor import AgentProcess
 from huskies.pipeline import (
     Archived,
     ArchiveReason,
@@ -24,7 +26,11 @@ from huskies.pipeline import (
 )
 from huskies.pipeline.stages import StageName
 from huskies.pipeline.usage import read_usage
+from huskies.services import agents as agents_service
 from huskies.services.agents import AgentBusy, NoRun, NoSuchAgent
+from huskies.services.stories import Board
+from huskies.services.worktrees import Worktrees
+from huskies.store import PersistError
 from huskies.store.replica import wall_clock_ms
 
 from .agent_rig import COMMIT, agent_table, rig
@@ -307,3 +313,82 @@ async def test_a_running_agent_claims_its_item_and_another_nodes_claim_is_respec
         await r.until(
             lambda: r.agents.execution_state(theirs.id) is ExecutionState.COMPLETED, "taken over"
         )
+
+
+class InjectedFault(Exception):
+    """A failure no launch step expects, injected into one of them."""
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, error: Exception):
+    """Make `owner.name` (an async callable) raise `error` on its first call only."""
+    original = getattr(owner, name)
+    calls = {"count": 0}
+
+    async def failing(*args: object, **kwargs: object) -> object:
+        calls["count"] += 1
+        if calls["count"] == 1:
+            raise error
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+@pytest.mark.parametrize("step", ["worktree", "run files", "claim", "spawn", "after spawn"])
+async def test_any_failure_while_launching_frees_the_slot_and_the_next_item_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+):
+    spawned: list[int] = []
+    if step == "worktree":
+        fail_once(monkeypatch, Worktrees, "ensure", InjectedFault("no worktree"))
+    elif step == "run files":
+        real_spec = agents_service.launch_spec
+        specs = {"count": 0}
+
+        def failing_spec(*args: Any, **kwargs: Any) -> Any:
+            specs["count"] += 1
+            if specs["count"] == 1:
+                raise InjectedFault("no run files")
+            return real_spec(*args, **kwargs)
+
+        monkeypatch.setattr(agents_service, "launch_spec", failing_spec)
+    elif step == "claim":
+        fail_once(monkeypatch, Board, "set_claim", PersistError("disk full"))
+    elif step == "spawn":
+        fail_once(monkeypatch, AgentProcess, "start", ValueError("embedded null byte"))
+    else:
+        real_start = AgentProcess.start
+        starts = {"count": 0}
+
+        async def started_then_failed(process: AgentProcess) -> None:
+            await real_start(process)
+            starts["count"] += 1
+            if starts["count"] == 1:
+                assert process.pid is not None
+                spawned.append(process.pid)
+                raise InjectedFault("the ledger could not be written")
+
+        monkeypatch.setattr(AgentProcess, "start", started_then_failed)
+
+    script = f"sleep 300 & echo $! >> {tmp_path / 'children'}; wait"
+    async with rig(tmp_path, agent_table("coder", f"{script}; {COMMIT}"), max_coders=1) as r:
+        first = await r.board.create("First")
+        second = await r.board.create("Second")
+        failed = await r.agents.start(1)
+        assert failed is not None
+        assert failed.end is not None
+        assert failed.end.message.startswith("could not start: ")
+        assert r.agents.active_run(1) is None
+        assert r.item(1).claim is None
+        assert r.item(1).retries == 0
+        with pytest.raises(NoRun):  # nothing half-started to stop
+            await r.agents.stop(1)
+        # The one coder slot is free: the second item gets it.
+        await r.board.apply(2, Start())
+        await r.until(
+            lambda: r.agents.execution_state(second.id) is ExecutionState.RUNNING,
+            "the second item running",
+        )
+        assert r.agents.execution_state(first.id) is ExecutionState.IDLE
+        await r.agents.stop(2)
+        for pid in spawned:  # a process that did start is not left running
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"

@@ -73,6 +73,9 @@ async def test_items_are_created_shown_and_listed(project: Project):
         ({"title": 5}, "body.title", "valid string"),
         ({"title": ""}, "body.title", "empty"),
         ({"title": "two\nlines"}, "body.title", "one line"),
+        ({"title": "a\u0000b"}, "body.title", "control character U+0000 at position 1"),
+        ({"title": "red \u001b[31m"}, "body.title", "control character U+001B"),
+        ({"title": "txt.exe\u202egpj"}, "body.title", "control character U+202E"),
         ({}, "body.title", "Field required"),
         ({"title": "X", "kind": "epic"}, "body.kind", "'story'"),
         ({"title": "X", "kind": 3}, "body.kind", "'story'"),
@@ -230,6 +233,26 @@ async def test_the_list_reports_items_it_cannot_read(project: Project):
         [error] = listing["errors"]
         assert (error["field"], error["problem"]) == ("kind", "must be a string, got a number")
         assert listing["total"] == 1
+
+
+async def test_a_stored_title_with_a_control_character_is_an_item_error(project: Project):
+    """As another (older or hostile) node may write it: the board still loads, the item is
+    reported, and it can be neither shown nor started."""
+    async with served(project) as (server, api):
+        await api.post("/api/items", json={"title": "Good"})
+        await api.post("/api/items", json={"title": "Soon bad"})
+        error_of(await api.patch("/api/items/2", json={"title": "a\u0000b"}), 400)
+        replica, board = server.services.replica, server.services.board
+        tx = replica.transaction()
+        tx.set(("items", parse_item_key(board.get(2).id)), "title", "a\u0000b")
+        await replica.change(tx)
+        listing = (await api.get("/api/items")).json()
+        assert [i["title"] for i in listing["items"]] == ["Good"]
+        [error] = listing["errors"]
+        assert error["field"] == "title"
+        assert error["problem"] == "holds the control character U+0000 at position 1"
+        error_of(await api.get("/api/items/2"), 404)
+        error_of(await api.post("/api/items/2/start"), 404)
 
 
 async def test_unknown_routes_and_methods_answer_in_json(project: Project):

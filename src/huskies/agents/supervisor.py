@@ -99,6 +99,8 @@ class AgentProcess:
     _done: asyncio.Future[RunEnd] | None = None
 
     async def start(self) -> None:
+        """Start the process. Raises SpawnError when it cannot be; once it runs, it is watched
+        (so `stop` ends it) before anything else can fail."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -111,14 +113,15 @@ class AgentProcess:
                 start_new_session=True,  # its own process group, which a stop kills whole
                 limit=LINE_LIMIT,
             )
-        except OSError as exc:
-            raise SpawnError(f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument or variable
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SpawnError(f"cannot start {self.spec.argv[0]!r}: {reason}") from None
         self.pid = self._process.pid
-        if self.ledger is not None:
-            self.ledger.add(self.pid)
         self._last_output = time.monotonic()
         self._done = asyncio.get_running_loop().create_future()
         asyncio.create_task(self._watch(), name=f"agent pid {self.pid}")  # noqa: RUF006
+        if self.ledger is not None:
+            self.ledger.add(self.pid)
 
     @property
     def running(self) -> bool:

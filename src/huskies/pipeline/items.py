@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from huskies.crdt import Json
 from huskies.pipeline.jsonvalues import WrongType, as_int, as_object, as_str, describe
+from huskies.pipeline.lines import line_problem
 from huskies.pipeline.stages import Stage, StageError, stage_from_json, stage_to_json
 
 T = TypeVar("T")
@@ -102,10 +103,10 @@ def project_item(item_id: str, raw: object) -> WorkItem | ItemError:
             id=item_id,
             number=_required(raw, "number", _number),
             kind=_required(raw, "kind", _enum(ItemKind)),
-            title=_required(raw, "title", as_str),
+            title=_required(raw, "title", _line),
             body=_optional(raw, "body", as_str, ""),
             stage=_required(raw, "stage", stage_from_json),
-            agent=_optional(raw, "agent", _nullable(as_str), None),
+            agent=_optional(raw, "agent", _nullable(_line), None),
             qa=_optional(raw, "qa", _nullable(_enum(QaMode)), None),
             depends_on=_optional(raw, "depends_on", _numbers, ()),
             retries=_optional(raw, "retries", _count, 0),
@@ -176,6 +177,14 @@ def _enum(enum: type[E]) -> Callable[[object], E]:
         return enum(value)
 
     return read
+
+
+def _line(raw: object) -> str:
+    text = as_str(raw)
+    problem = line_problem(text)
+    if problem is not None:
+        raise WrongType(problem)
+    return text
 
 
 def _number(raw: object) -> int:

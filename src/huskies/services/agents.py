@@ -55,7 +55,7 @@ from huskies.services.review import Review
 from huskies.services.settings import Settings
 from huskies.services.stories import Board, StoryError
 from huskies.services.worktrees import WorktreeError, Worktrees
-from huskies.store import Replica
+from huskies.store import PersistError, Replica
 
 log = logging.getLogger("huskies.agents")
 
@@ -72,6 +72,9 @@ CLOSE_GRACE_S = 5.0
 """At shutdown, how long ends already being recorded get before they are cancelled."""
 
 LAUNCH_RETRY_S = 60
+
+# Why an agent may fail to start that is this machine's state, not a fault in huskies.
+_EXPECTED_LAUNCH_FAILURES = (SpawnError, WorktreeError, GitError, OSError)
 """How long auto-assign waits before trying again an item whose agent could not start."""
 """How long to wait out a rate limit whose reset time the runtime did not say."""
 
@@ -420,6 +423,7 @@ class Agents:
             await self._block(item, f"gave up after {limit} attempts in {run.stage.value}")
             return
         self._publish_state(run)
+        claimed = False
         try:
             worktree = await self._worktrees.ensure(item.number, item.title)
             run.worktree = directory or worktree.path
@@ -443,23 +447,30 @@ class Agents:
             if self._closing:
                 raise SpawnError("the server is shutting down")
             await self._claim(run.item_id)
+            claimed = True
             run.process = AgentProcess(
                 spec, self._log_path(run), self._on_event(run), ledger=self._ledger
             )
             await run.process.start()
-        except (SpawnError, WorktreeError, GitError, OSError) as exc:
-            self._not_started(run, item, str(exc))
+        except Exception as exc:
+            # Whatever failed, the run must not stay reserved: it would hold its agent (and a
+            # coder slot) until the server restarts.
+            if run.process is not None and run.process.running:
+                await run.process.stop(Outcome.CRASHED, "its launch failed")
+            await self._not_started(run, item, _launch_problem(exc, item), claimed=claimed)
             return
         run.state = ExecutionState.RUNNING
         self._publish_state(run)
         log.info("#%s: %s running (pid %s)", item.number, run.agent, run.process.pid)
         self._spawn_task(self._supervise(run), f"agent #{item.number}")
 
-    def _not_started(self, run: Run, item: WorkItem, problem: str) -> None:
+    async def _not_started(self, run: Run, item: WorkItem, problem: str, *, claimed: bool) -> None:
         """The agent could not even start (its program is missing, git refused the worktree):
-        a problem of this machine, not of the item, so it costs no retry. Auto-assign tries
-        again after a pause, and a person's `start` at once."""
+        a problem of this machine, not of the item, so it costs no retry. What the launch
+        reserved is released (the run, and the item's claim when it was made); auto-assign
+        tries again after a pause, and a person's `start` at once."""
         log.warning("#%s: %s could not start: %s", item.number, run.agent, problem)
+        # All of it before the first await: a pass that ran between would start it again.
         self._active.pop(run.item_id, None)
         self._attempts[(run.item_id, run.stage)] -= 1
         run.end = RunEnd(Outcome.CRASHED, None, f"could not start: {problem}", None, None)
@@ -470,6 +481,11 @@ class Agents:
         run.finished.set()
         self._publish_state(run)
         self._notify("agent_not_started", run, run.end.message)
+        if claimed:
+            try:
+                await self._board.set_claim(run.item_id, None)
+            except (StoryError, PersistError) as exc:  # it expires by itself
+                log.warning("#%s: could not release its claim: %s", item.number, exc)
 
     async def _supervise(self, run: Run) -> None:
         assert run.process is not None
@@ -776,3 +792,11 @@ def _resume_time(limit: RateLimit | None, now: int) -> int:
 
 def _stamped_json(stamped: Stamped) -> dict[str, Any]:
     return {"seq": stamped.seq, "at": stamped.at_ms, "event": event_to_json(stamped.event)}
+
+
+def _launch_problem(exc: Exception, item: WorkItem) -> str:
+    """What to tell people about a failed launch; an unexpected failure is logged whole."""
+    if isinstance(exc, _EXPECTED_LAUNCH_FAILURES):
+        return str(exc)
+    log.error("#%s: launching its agent failed", item.number, exc_info=exc)
+    return f"{type(exc).__name__}: {exc} (a fault in huskies; its log has the details)"

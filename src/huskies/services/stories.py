@@ -33,6 +33,7 @@ from huskies.pipeline import (
     set_fields,
 )
 from huskies.pipeline.events import Event
+from huskies.pipeline.lines import line_problem
 from huskies.pipeline.stages import StageName
 from huskies.pipeline.updates import apply_event
 from huskies.pipeline.view import ItemsView, next_number, project_items, renumbering
@@ -302,8 +303,11 @@ def _check_title(title: str) -> str:
     title = title.strip()
     if not title:
         raise BadField("title", "the title is empty; give the item a short name")
-    if "\n" in title:
-        raise BadField("title", "the title must be one line; put the details in the body")
+    problem = line_problem(title)
+    if problem is not None:
+        raise BadField(
+            "title", f"the title {problem}; make it one plain line (details go in the body)"
+        )
     if len(title) > MAX_TITLE:
         raise BadField("title", f"the title is {len(title)} characters; keep it to {MAX_TITLE}")
     return title

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from huskies.project import open_private
+
 KILL_GRACE_S = 3.0
 """How long a group gets between SIGTERM and SIGKILL."""
 
@@ -105,10 +107,10 @@ class GroupLedger:
         self._directory = directory
 
     def add(self, pid: int) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(psutil.Error):
             started = psutil.Process(pid).create_time()
-            (self._directory / f"{pid}.json").write_text(json.dumps({"started": started}))
+            with open_private(self._directory / f"{pid}.json") as record:
+                record.write(json.dumps({"started": started}).encode())
 
     def remove(self, pid: int) -> None:
         (self._directory / f"{pid}.json").unlink(missing_ok=True)

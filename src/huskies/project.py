@@ -3,10 +3,11 @@
 import contextlib
 import json
 import os
+import secrets
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from huskies.config import (
     AGENTS_TOML_TEMPLATE,
@@ -33,6 +34,36 @@ runs/
 worktrees/
 merge_workspace/
 """
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner may enter (made, with its parents, if missing).
+
+    What huskies keeps under `.huskies/` (agents' transcripts, gate logs, run files holding
+    tokens) is private whatever the directory around it was: a clone makes `.huskies/` 0755,
+    and `mkdir`'s mode is cut by the umask and never applies to a directory that exists.
+    """
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR_MODE)
+    return path
+
+
+def open_private(path: Path, *, append: bool = False) -> BinaryIO:
+    """Open `path` for writing (emptied, or appended to), readable by its owner only, in a
+    private directory; a file already there is made private too."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    private_dir(path.parent)
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        return os.fdopen(fd, "ab" if append else "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class ProjectError(Exception):
@@ -196,8 +227,10 @@ def _git_top_level(cwd: Path) -> Path:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, sync it, then rename it into place."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to a temporary file beside `path`, sync it, then rename it into place. The
+    file is an ordinary one (its mode from the umask, as an editor's): it is meant for git."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)

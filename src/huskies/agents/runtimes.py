@@ -17,6 +17,7 @@ from pathlib import Path
 from huskies.agents.events import parse_claude_line, parse_codex_line, parse_command_line
 from huskies.agents.supervisor import LaunchSpec, SpawnError
 from huskies.config import AgentConfig
+from huskies.project import open_private
 
 CLAUDE_ENV = "HUSKIES_CLAUDE"
 CODEX_ENV = "HUSKIES_CODEX"
@@ -116,12 +117,10 @@ def _huskies_env(context: RunContext, prompt: str) -> dict[str, str]:
 
 
 def _claude_argv(agent: AgentConfig, context: RunContext, prompt: str, run_dir: Path) -> list[str]:
-    run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "mcp.json"
     # The token is a secret: the file is readable by this user only.
-    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(mcp_config(context), file, indent=2)
+    with open_private(config_path) as file:
+        file.write(json.dumps(mcp_config(context), indent=2).encode())
     argv = [
         _program(CLAUDE_ENV, "claude", "npm install -g @anthropic-ai/claude-code"),
         "-p",

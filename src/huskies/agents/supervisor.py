@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from huskies.agents.events import AgentEvent, RateLimit, Result
 from huskies.processes import GroupLedger, end_group, exit_status, leader_exited
+from huskies.project import open_private, private_dir
 
 log = logging.getLogger("huskies.agents")
 
@@ -101,7 +102,7 @@ class AgentProcess:
     async def start(self) -> None:
         """Start the process. Raises SpawnError when it cannot be; once it runs, it is watched
         (so `stop` ends it) before anything else can fail."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
@@ -154,7 +155,7 @@ class AgentProcess:
         assert self._done is not None
         watchdog = asyncio.create_task(self._watchdog(), name=f"agent watchdog {self.pid}")
         try:
-            with self.log_path.open("ab") as log_file:
+            with open_private(self.log_path, append=True) as log_file:
                 reader = asyncio.create_task(self._read(log_file))
                 await leader_exited(self._process.pid)
                 # Children left in the group may hold the output pipe open: end them, then

@@ -46,6 +46,7 @@ from huskies.processes import (
     leader_exited,
     signal_group,
 )
+from huskies.project import open_private
 from huskies.services.settings import Settings
 from huskies.store import Replica
 
@@ -92,7 +93,6 @@ class Gates:
         components = self._settings.config.components  # one configuration for the whole run
         started_at = self._clock()
         run = f"{started_at}-{secrets.token_hex(4)}"
-        self._logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._logs_dir / f"{run}.log"
         env = {
             **os.environ,
@@ -101,7 +101,7 @@ class Gates:
             "HUSKIES_ITEM_ID": item.id,
         }
         results: list[GateResult] = []
-        with log_path.open("wb") as file:
+        with open_private(log_path) as file:
             run_log = _Log(file)
             run_log.note(f"huskies gates, run {run}: #{item.number} in the {where} {directory}")
             if not components:

@@ -180,16 +180,17 @@ system_prompt = ""
 # with these rules, first match wins. `tool` is a tool name, optionally with a pattern for
 # its argument (the command of Bash, the path of Edit or Write relative to the worktree, the
 # URL of WebFetch): "Bash", "Bash(git *)", "Edit(docs/*)", "mcp__github__*". `*` matches
-# anything, "/" included. A command pattern other than "*" never matches a command that
-# chains or redirects (;, &&, ||, |, $(, backticks, <, >). `decision` is "allow", "deny" or
-# "ask": ask a person on the board (or POST /api/permissions/ID), denied if no one answers
-# within permission_timeout_secs. Optional keys: `agent` (the rule is for that agent only)
-# and `message` (what a denied agent is told). No rule matches: huskies' own tools
-# (mcp__huskies__*) are allowed, anything else is denied. A path outside the agent's
-# worktree is always denied.
+# anything, "/" included. An "allow" rule's command pattern other than "*" allows one plain
+# command only: no ;, &, &&, ||, |, line break, redirection, $(, $VAR or backticks, and for
+# git no -c, -C, config, alias or --no-index, nothing that runs another program and no path
+# outside the worktree. `decision` is "allow", "deny" or "ask": ask a person on the board
+# (or POST /api/permissions/ID), denied if no one answers within permission_timeout_secs.
+# Optional keys: `agent` (the rule is for that agent only) and `message` (what a denied agent
+# is told). No rule matches: huskies' own tools (mcp__huskies__*) are allowed, anything else
+# is denied. A path outside the agent's worktree is always denied.
 
 [[permission]]
-# Plain git commands (status, diff, add, commit…) run without asking.
+# Plain git commands in the worktree (status, diff, add, commit…) run without asking.
 tool = "Bash(git *)"
 # "allow", "deny" or "ask".
 decision = "allow"

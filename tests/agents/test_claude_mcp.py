@@ -1,5 +1,6 @@
 """The real Claude Code CLI using huskies' MCP tools, offline: its init event reports the huskies
-server connected with our tools, and the tool calls the fake model makes take effect."""
+server connected with our tools, the tool calls the fake model makes take effect, and its
+permission prompts (whole compound commands, or none) go through `prompt_permission`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import huskies.services.permissions
 from huskies.agents.events import SessionStarted
+from huskies.agents.permissions import Ruling, ToolCall, rule_on
+from huskies.config import PermissionRule
 from huskies.pipeline.gates import read_gate_reports
 from huskies.server import running
 from huskies.services.permissions import PERMISSION_REQUEST
@@ -125,3 +129,69 @@ async def test_claude_codes_permission_prompts_go_through_prompt_permission(
         assert "no [[permission]] rule in agents.toml allows Bash(git tag denied)" in json.dumps(
             results[2]
         )
+
+
+GIT_ALLOWED = """
+[[permission]]
+tool = "Bash(git *)"
+decision = "allow"
+"""
+
+
+@pytest.mark.usefixtures("use_claude")
+async def test_claude_code_asks_about_a_compound_command_whole_or_not_at_all(
+    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch
+):
+    # What huskies is asked, as its policy sees it.
+    asked: list[tuple[str, Ruling]] = []
+
+    def recording(rules: tuple[PermissionRule, ...], call: ToolCall) -> Ruling:
+        ruling = rule_on(rules, call)
+        asked.append((str(call.tool_input.get("command")), ruling))
+        return ruling
+
+    monkeypatch.setattr(huskies.services.permissions, "rule_on", recording)
+    project = make_repo(tmp_path / "repo")
+    agents = claude_agent_toml(fake_model, tmp_path / "home", tools=("Write",)) + GIT_ALLOWED
+    project.agents_toml.write_text(agents)
+    fake_model.add(
+        tool("Bash", command="git status & id"),
+        tool("Bash", command="git status && git tag chained"),
+        tool("Bash", command="git status && id"),
+        tool("Bash", command="git log -1 --format=%h > head.txt"),
+        tool("Bash", command="git tag plain"),
+        Reply("One tag made."),
+    )
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        services = server.services
+        assert services.agents is not None
+        await services.board.create("Compound commands")
+        run = await services.agents.start(1)
+        assert run is not None
+        async with asyncio.timeout(90):
+            await run.finished.wait()
+
+    # Claude Code asks about a compound command once, with the whole command (it does not
+    # split it and ask about each part)...
+    assert [(command, ruling.decision) for command, ruling in asked] == [
+        ("git status & id", "deny"),
+        ("git status && git tag chained", "deny"),
+        ("git tag plain", "allow"),
+    ]
+    background = asked[0][1].reason
+    assert "permission[0] (Bash(git *) → allow) did not apply because `&` runs" in background
+    # ...and what huskies denies does not run: no `id` output, no tag "chained".
+    results = [json.dumps(result) for result in fake_model.tool_results()]
+    assert len(results) == 5
+    assert "did not apply because `&` runs" in results[0]
+    assert "uid=" not in results[0]
+    assert "did not apply because `&&` runs another command" in results[1]
+    tags = subprocess.run(
+        ["git", "tag", "--list"], cwd=project.root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tags == ["plain"]
+    # But a compound of commands Claude Code holds to be read-only (`git status`, `id`) it runs
+    # itself without asking anyone, so no [[permission]] rule ever sees it; and so it does with
+    # a redirection into a file in its working directory.
+    assert "uid=" in results[2]
+    assert '"is_error": false' in results[3]

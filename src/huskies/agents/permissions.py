@@ -5,17 +5,25 @@ permission prompt tool). The rules are tried in file order and the first that ma
 with none matching, huskies' own MCP tools (bound to the agent's item and worktree by its
 token) are allowed and everything else is denied. A file path that leads outside the directory
 the agent works in is denied before any rule is tried.
+
+An `allow` rule with a command pattern (`Bash(git *)`, anything but `Bash(*)`) allows only a
+plain command: one simple command with no shell operator, redirection or expansion (see
+`huskies.agents.shell`), and, for git, plain git in the worktree (see
+`huskies.agents.plain_git`). For any other command the rule is passed over, and the ruling
+says why. `deny` and `ask` rules match the command as written, so `Bash(rm *)` → deny also
+catches `rm -rf ~ & true`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
+from huskies.agents.plain_git import check_plain_git
+from huskies.agents.shell import NotPlain, plain_words
 from huskies.config import Decision, PermissionRule
 
 OWN_TOOLS = "mcp__huskies__*"
@@ -25,10 +33,6 @@ ARGUMENT_KEYS = ("command", "file_path", "notebook_path", "path", "url", "patter
 one present is what a rule's argument pattern is matched against."""
 
 PATH_KEYS = frozenset({"file_path", "notebook_path", "path"})
-
-CHAINING = re.compile(r";|&&|\|\||\||\$\(|`|<|>|\n")
-"""Shell syntax that runs or redirects more than one simple command: `Bash(git *)` must not
-allow `git status; rm -rf ~`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +64,58 @@ def rule_on(rules: Sequence[PermissionRule], call: ToolCall) -> Ruling:
             )
         argument = relative
     shown = _shown(call.tool, argument)
+    not_plain = None
+    if key == "command" and argument is not None:
+        not_plain = why_not_plain(argument, call.directory)
+    passed_over: list[str] = []
     for index, rule in enumerate(rules):
         if rule.agent and rule.agent != call.agent:
             continue
-        if _matches(rule, call.tool, key, argument):
-            said = f"permission[{index}] ({rule.tool} → {rule.decision})"
-            return Ruling(rule.decision, rule.message or f"{shown}: {said}", shown)
+        if not _matches(rule, call.tool, argument):
+            continue
+        said = f"permission[{index}] ({rule.tool} → {rule.decision})"
+        if not_plain is not None and _allows_plain_commands_only(rule):
+            passed_over.append(said)
+            continue
+        reason = rule.message or f"{shown}: {said}"
+        return Ruling(rule.decision, _noting(reason, passed_over, not_plain), shown)
     if fnmatchcase(call.tool, OWN_TOOLS):
         return Ruling("allow", f"{shown}: huskies' own tools are allowed", shown)
-    return Ruling(
-        "deny",
-        f"no [[permission]] rule in agents.toml allows {shown}, so it is denied",
-        shown,
-    )
+    reason = f"no [[permission]] rule in agents.toml allows {shown}, so it is denied"
+    return Ruling("deny", _noting(reason, passed_over, not_plain), shown)
 
 
-def _matches(rule: PermissionRule, tool: str, key: str | None, argument: str | None) -> bool:
+def why_not_plain(command: str, directory: Path) -> str | None:
+    """Why `command`, run in `directory`, is not one plain command (None when it is)."""
+    try:
+        words = plain_words(command)
+        if PurePath(words[0]).name == "git":
+            check_plain_git(words[1:], directory)
+    except NotPlain as refusal:
+        return str(refusal)
+    return None
+
+
+def _matches(rule: PermissionRule, tool: str, argument: str | None) -> bool:
     if not fnmatchcase(tool, rule.tool_name):
         return False
     pattern = rule.argument
     if pattern is None:
         return True
-    if argument is None:
-        return False
-    if key == "command" and pattern != "*" and CHAINING.search(argument):
-        return False
-    return fnmatchcase(argument, pattern)
+    return argument is not None and fnmatchcase(argument, pattern)
+
+
+def _allows_plain_commands_only(rule: PermissionRule) -> bool:
+    """An allow rule with a command pattern allows plain commands only; `*` allows anything,
+    and deny or ask rules match however much the command does."""
+    return rule.decision == "allow" and rule.argument not in (None, "*")
+
+
+def _noting(reason: str, passed_over: list[str], not_plain: str | None) -> str:
+    """`reason`, with the allow rules that matched the command's text but not its meaning."""
+    if not passed_over:
+        return reason
+    return f"{reason}; {' and '.join(passed_over)} did not apply because {not_plain}"
 
 
 def _argument(tool_input: Mapping[str, Any]) -> tuple[str | None, str | None]:

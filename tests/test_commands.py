@@ -13,7 +13,7 @@ from huskies.pipeline import Block, ItemKind, QaMode, StageName
 from huskies.pipeline.usage import UsageRecord, record_usage
 from huskies.project import Project
 from huskies.server import Running
-from huskies.services.agents import NoRun
+from huskies.services.agents import NotRunning
 from huskies.services.stories import IllegalMove, UnknownItem
 from huskies.store.replica import wall_clock_ms
 
@@ -270,7 +270,7 @@ async def test_a_command_that_cannot_be_read_says_why_and_changes_nothing(
         ("approve 1", IllegalMove, "#1 is in backlog; only items in qa are reviewed"),
         ("reject 1 no", IllegalMove, "only items in qa are reviewed"),
         ("unblock 1", IllegalMove, "cannot move #1"),
-        ("stop 1", NoRun, "#1 has no agent running"),
+        ("stop 1", NotRunning, "#1 has no agent running"),
         ("timer cancel 9", UnknownItem, "there is no item #9"),
     ],
 )

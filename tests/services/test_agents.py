@@ -27,7 +27,7 @@ from huskies.pipeline import (
 from huskies.pipeline.stages import StageName
 from huskies.pipeline.usage import read_usage
 from huskies.services import agents as agents_service
-from huskies.services.agents import AgentBusy, NoRun, NoSuchAgent
+from huskies.services.agents import AgentBusy, NoSuchAgent, NotRunning
 from huskies.services.stories import Board
 from huskies.services.worktrees import Worktrees
 from huskies.store import PersistError
@@ -204,7 +204,7 @@ async def test_stop_kills_the_agent_and_holds_the_item(tmp_path: Path):
         assert r.agents.execution_state(item.id) is ExecutionState.IDLE
         assert len(r.agents.runs()) == 1  # held: auto-assign leaves it alone
         assert r.item(1).retries == 0
-        with pytest.raises(NoRun):
+        with pytest.raises(NotRunning):
             await r.agents.stop(1)
 
 
@@ -380,7 +380,7 @@ async def test_any_failure_while_launching_frees_the_slot_and_the_next_item_star
         assert r.agents.active_run(1) is None
         assert r.item(1).claim is None
         assert r.item(1).retries == 0
-        with pytest.raises(NoRun):  # nothing half-started to stop
+        with pytest.raises(NotRunning):  # nothing half-started to stop
             await r.agents.stop(1)
         # The one coder slot is free: the second item gets it.
         await r.board.apply(2, Start())

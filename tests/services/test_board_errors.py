@@ -10,7 +10,13 @@ import pytest
 
 from huskies.pipeline import QaMode
 from huskies.pipeline.stages import StageName
-from huskies.services.stories import BadField, Board, IllegalMove, UnknownItem
+from huskies.services.stories import (
+    BadField,
+    Board,
+    IllegalMove,
+    UnknownDependency,
+    UnknownItem,
+)
 from huskies.store import Replica
 
 
@@ -32,7 +38,7 @@ async def test_each_refusal_has_its_type_and_writes_nothing(tmp_path: Path):
         with pytest.raises(BadField) as title:
             await board.create("")
         assert title.value.field == "title"
-        with pytest.raises(BadField) as dependency:
+        with pytest.raises(UnknownDependency) as dependency:
             await board.create("Needs #8", depends_on=[8])
         assert (dependency.value.field, str(dependency.value)) == (
             "depends_on",

@@ -60,7 +60,7 @@ async def test_start_streams_output_and_stop_ends_the_run(project: Project):
             "exit_code": -15,
             "message": "stopped by request",
         }
-        error = error_of(await api.post("/api/items/1/stop"), 404)
+        error = error_of(await api.post("/api/items/1/stop"), 409)
         assert error["message"] == "#1 has no agent running"
 
 
@@ -99,8 +99,8 @@ async def test_assign_sets_the_preferred_agent(project: Project):
             "POST",
             "/api/items/1/start",
             {"agent": "reviewer"},
-            400,
-            "body.agent",
+            409,
+            None,
             "reviewer is a qa agent; #1 needs a coder agent",
         ),
         ("POST", "/api/items/1/start", {"agent": 5}, 400, "body.agent", "body.agent"),
@@ -115,7 +115,7 @@ async def test_assign_sets_the_preferred_agent(project: Project):
         ),
         ("POST", "/api/items/1/assign", {}, 400, "body.agent", "body.agent"),
         ("POST", "/api/items/9/assign", {"agent": "coder"}, 404, None, "there is no item #9"),
-        ("POST", "/api/items/1/stop", None, 404, None, "#1 has no agent running"),
+        ("POST", "/api/items/1/stop", None, 409, None, "#1 has no agent running"),
         (
             "GET",
             "/api/items/1/output",

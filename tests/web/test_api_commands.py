@@ -58,7 +58,7 @@ async def test_a_command_that_cannot_be_read_is_a_400_naming_it(project, body, f
     ("command", "status", "words"),
     [
         ("start 9", 404, "there is no item #9"),
-        ("stop 1", 404, "#1 has no agent running"),
+        ("stop 1", 409, "#1 has no agent running"),
         ("approve 1", 409, "#1 is in backlog; only items in qa are reviewed"),
         ("unblock 1", 409, "cannot move #1"),
     ],

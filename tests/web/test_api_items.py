@@ -80,7 +80,6 @@ async def test_items_are_created_shown_and_listed(project: Project):
         ({"title": "X", "kind": "epic"}, "body.kind", "'story'"),
         ({"title": "X", "kind": 3}, "body.kind", "'story'"),
         ({"title": "X", "depends_on": ["1"]}, "body.depends_on.0", "valid integer"),
-        ({"title": "X", "depends_on": [9]}, "body.depends_on", "no item #9"),
         ({"title": "X", "qa": "robot"}, "body.qa", "'server'"),
         ({"title": "X", "colour": "red"}, "body.colour", "Extra inputs"),
         ([1, 2], "body", "valid dictionary"),
@@ -92,6 +91,18 @@ async def test_a_bad_new_item_is_refused_naming_the_field(project, body, field, 
         error = error_of(await api.post("/api/items", json=body), 400)
         assert error["field"] == field
         assert words in error["message"]
+        assert stored(server) == before
+
+
+async def test_a_dependency_on_an_item_that_does_not_exist_is_a_404_naming_the_field(project):
+    async with served(project) as (server, api):
+        before = stored(server)
+        missing = await api.post("/api/items", json={"title": "X", "depends_on": [9]})
+        error = error_of(missing, 404)
+        assert (error["field"], error["message"]) == (
+            "body.depends_on",
+            "there is no item #9 to depend on",
+        )
         assert stored(server) == before
 
 

@@ -21,7 +21,7 @@ from huskies.services.agents import AgentError, Agents
 from huskies.services.merge import MergeQueue, NoMergemaster
 from huskies.services.permissions import Permissions
 from huskies.services.review import Review
-from huskies.services.stories import BadField, StoryError
+from huskies.services.stories import BadField, StoryError, UnknownDependency
 from huskies.services.timers import Timers
 from huskies.services.worktrees import WorktreeError, Worktrees
 from huskies.web.services import Services
@@ -102,7 +102,7 @@ def reported(
     async def call(*args: P.args, **kwargs: P.kwargs) -> str:
         try:
             return await tool(*args, **kwargs)
-        except BadField as exc:
+        except (BadField, UnknownDependency) as exc:
             raise ToolError(f"{exc.field}: {exc}") from exc
         except EXPECTED as exc:
             raise ToolError(str(exc)) from exc

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 
-# C0 and C1 controls with DEL (Unicode's Cc), the line and paragraph separators, and the
-# bidirectional marks, embeddings, overrides and isolates.
-_FORBIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
-)
+FORBIDDEN = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+"""The characters a line may not hold, as a regular expression's character class (the same in
+Python and in JSON Schema): C0 and C1 controls with DEL (Unicode's Cc), the line and paragraph
+separators, and the bidirectional marks, embeddings, overrides and isolates."""
+
+_FORBIDDEN = re.compile(f"[{FORBIDDEN}]")
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 

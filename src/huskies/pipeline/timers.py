@@ -32,7 +32,8 @@ from huskies.pipeline.schema import parse_item_key
 TIMERS = "timers"
 TIMERS_PATH: Path = (TIMERS,)
 
-_HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+"""A time of day on a 24-hour clock, 00:00 to 23:59 (matched whole)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -51,7 +52,7 @@ class Timer:
 
 def parse_hh_mm(text: str) -> tuple[int, int]:
     """(hour, minute) of a strict "HH:MM" from 00:00 to 23:59, or ValueError saying why not."""
-    match = _HH_MM.fullmatch(text)
+    match = HH_MM.fullmatch(text)
     if match is None:
         raise ValueError(
             f"{text!r} is not a time of day; give hours and minutes as HH:MM on a 24-hour "

@@ -106,7 +106,15 @@ class AgentBusy(AgentError):
 
 
 class NoRun(AgentError):
-    pass
+    """The item has had no run on this node: nothing to show."""
+
+
+class NotRunning(AgentError):
+    """The item has no agent running now: nothing to stop."""
+
+
+class WrongStage(AgentError):
+    """The agent asked for is not one for the item's stage."""
 
 
 @dataclass(eq=False)
@@ -276,7 +284,7 @@ class Agents:
         item = self._board.get(number)
         run = self._active.get(item.id)
         if run is None or run.process is None:
-            raise NoRun(f"#{number} has no agent running")
+            raise NotRunning(f"#{number} has no agent running")
         self._held.add(item.id)
         end = await run.process.stop(Outcome.STOPPED, "stopped by request")
         await run.finished.wait()
@@ -734,7 +742,7 @@ class Agents:
         agent = self._agent_config(name)
         stage = AGENT_STAGE.get(item.stage.name, "coder")
         if agent.stage != stage:
-            raise NoSuchAgent(
+            raise WrongStage(
                 f"{name} is a {agent.stage} agent; #{item.number} needs a {stage} agent"
             )
         return agent

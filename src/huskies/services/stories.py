@@ -51,8 +51,18 @@ class StoryError(Exception):
 
 
 class UnknownItem(StoryError):
+    field: str | None = None  # the request's field that named it, if any
+
     def __init__(self, number: int) -> None:
         super().__init__(f"there is no item #{number}; `huskies story list` shows them all")
+        self.number = number
+
+
+class UnknownDependency(UnknownItem):
+    field = "depends_on"
+
+    def __init__(self, number: int) -> None:
+        StoryError.__init__(self, f"there is no item #{number} to depend on")
         self.number = number
 
 
@@ -146,7 +156,7 @@ class Board:
             for dep in deps:
                 found = view.by_number(dep)
                 if found is None:
-                    raise BadField("depends_on", f"there is no item #{dep} to depend on")
+                    raise UnknownDependency(dep)
                 if found.stage.name is StageName.ARCHIVED:
                     archived.append(found)
             number = next_number(view)
@@ -300,6 +310,8 @@ class Board:
 
 
 def _check_title(title: str) -> str:
+    if len(title) > MAX_TITLE:  # as given: what the API's schema can say
+        raise BadField("title", f"the title is {len(title)} characters; keep it to {MAX_TITLE}")
     title = title.strip()
     if not title:
         raise BadField("title", "the title is empty; give the item a short name")
@@ -308,6 +320,4 @@ def _check_title(title: str) -> str:
         raise BadField(
             "title", f"the title {problem}; make it one plain line (details go in the body)"
         )
-    if len(title) > MAX_TITLE:
-        raise BadField("title", f"the title is {len(title)} characters; keep it to {MAX_TITLE}")
     return title

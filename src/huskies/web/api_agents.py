@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from huskies.crdt import Json
 from huskies.pipeline import item_to_json
 from huskies.render import started_text
 from huskies.services.agents import Agents
 from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.fields import AgentName, AgentNameOrNull
 from huskies.web.models import Item
 from huskies.web.services import ServicesDep
 
@@ -23,13 +24,13 @@ class _Request(BaseModel):
 
 
 class StartRequest(_Request):
-    agent: StrictStr | None = Field(
+    agent: AgentNameOrNull = Field(
         None, description="an agent from agents.toml; null: the item's preferred or first free"
     )
 
 
 class AssignRequest(_Request):
-    agent: StrictStr = Field(description="an agent from agents.toml")
+    agent: AgentName
 
 
 class AgentInfo(BaseModel):

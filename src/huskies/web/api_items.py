@@ -13,6 +13,7 @@ from huskies.crdt import Json
 from huskies.pipeline import ItemKind, QaMode, StageName, item_to_json
 from huskies.services.stories import KEEP
 from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.fields import AgentNameOrNull, BodyEdit, Title, TitleEdit
 from huskies.web.models import Edited, Item, ItemList
 from huskies.web.services import ServicesDep
 
@@ -25,7 +26,7 @@ class _Request(BaseModel):
 
 
 class NewItem(_Request):
-    title: StrictStr = Field(description="one line, at most 200 characters")
+    title: Title
     kind: ItemKind = ItemKind.STORY
     body: StrictStr = Field("", description="markdown")
     depends_on: list[StrictInt] = Field([], description="numbers of items this one waits for")
@@ -35,9 +36,9 @@ class NewItem(_Request):
 class ItemEdit(_Request):
     """Only the fields present change; `agent` and `qa` may be null to clear them."""
 
-    title: StrictStr | None = None
-    body: StrictStr | None = None
-    agent: StrictStr | None = Field(
+    title: TitleEdit = None
+    body: BodyEdit = None
+    agent: AgentNameOrNull = Field(
         None, description="the preferred agent: a name from agents.toml, or null for any"
     )
     qa: QaMode | None = Field(None, description="null: the project's default_qa")

@@ -16,11 +16,9 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.errors import documented
 
-router = APIRouter(
-    prefix="/api", tags=["items"], responses={code: ERROR_RESPONSES[code] for code in (400, 401)}
-)
+router = APIRouter(prefix="/api", tags=["items"], responses=documented(400))
 
 MAX_TEXT = 1 << 20  # a body larger than a change can carry is no body
 

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from huskies.config import ConfigError
 from huskies.crdt import node_id
 from huskies.services.node import NODES
-from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.errors import documented
 from huskies.web.services import Services, ServicesDep
 
-router = APIRouter(prefix="/api", tags=["server"], responses={401: ERROR_RESPONSES[401]})
+router = APIRouter(prefix="/api", tags=["server"], responses=documented())
 
 
 class Lag(BaseModel):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict
 
 from huskies.crdt import Json
 from huskies.pipeline import item_to_json
 from huskies.services.review import Review
 from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.fields import Reason
 from huskies.web.models import Item
 from huskies.web.services import ServicesDep
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/items", tags=["review"], responses=ERROR_RESPONS
 class Rejection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: StrictStr = Field(description="what the coder must fix; it goes into their prompt")
+    reason: Reason
 
 
 def _review(services: ServicesDep) -> Review:

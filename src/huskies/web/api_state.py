@@ -13,10 +13,10 @@ from huskies.config import AgentConfig, ConfigError, ProjectConfig
 from huskies.render import state_json, state_summary
 from huskies.services.settings import Settings
 from huskies.store.replica import wall_clock_ms
-from huskies.web.errors import ERROR_RESPONSES, ErrorBody, error_response
+from huskies.web.errors import ErrorBody, documented, error_response
 from huskies.web.services import ServicesDep
 
-router = APIRouter(tags=["server"], responses={401: ERROR_RESPONSES[401]})
+router = APIRouter(tags=["server"], responses=documented())
 
 
 class Config(BaseModel):

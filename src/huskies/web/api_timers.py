@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from huskies.pipeline.timers import Timer
 from huskies.render import timer_cancelled_text
 from huskies.services.timers import Timers
 from huskies.web.errors import ERROR_RESPONSES
+from huskies.web.fields import TimeOfDay
 from huskies.web.services import ServicesDep
 
 router = APIRouter(prefix="/api", tags=["timers"], responses=ERROR_RESPONSES)
@@ -19,10 +20,7 @@ router = APIRouter(prefix="/api", tags=["timers"], responses=ERROR_RESPONSES)
 class TimerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: StrictStr = Field(
-        description="a time of day, HH:MM on a 24-hour clock, in the project's time zone",
-        examples=["09:30"],
-    )
+    at: TimeOfDay
 
 
 class TimerOut(BaseModel):

@@ -33,6 +33,7 @@ from huskies.web import (
     errors,
     events_ws,
 )
+from huskies.web.fields import AGENT_NAME, agent_name_schema, refer_to_agent_names
 from huskies.web.guard import Guard
 from huskies.web.services import Services
 from huskies.web.sync_ws import PATH as SYNC_PATH
@@ -94,8 +95,23 @@ def create_app(
 
 
 def _schema(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, without the 422 it lists for every route with parameters: this API
-    answers a bad request with 400 and the error shape above."""
+    """FastAPI's schema, without the 422 it lists for every route with parameters (this API
+    answers a bad request with 400 and the error shape above), with the agents configured
+    now as the `AgentName` component."""
+    services: Services = app.state.services
+    schema = _static_schema(app)
+    components = schema.get("components", {})
+    names = [agent.name for agent in services.settings.agents.agents]
+    return {
+        **schema,
+        "components": {
+            **components,
+            "schemas": {**components.get("schemas", {}), AGENT_NAME: agent_name_schema(names)},
+        },
+    }
+
+
+def _static_schema(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -108,5 +124,5 @@ def _schema(app: FastAPI) -> dict[str, Any]:
                 operation["responses"].pop("422", None)
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
-        app.openapi_schema = schema
+        app.openapi_schema = refer_to_agent_names(schema)
     return app.openapi_schema

@@ -47,9 +47,28 @@ def _documented(description: str) -> dict[str, Any]:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _documented("Malformed JSON, or a bad value; `field` names it"),
     401: _documented("The access token is missing or wrong"),
-    404: _documented("No such item (or no agent run, or permission request, for it)"),
-    409: _documented("The pipeline does not allow this move, or the agent is busy"),
+    403: _documented("A change or websocket from a web page of another origin"),
+    404: _documented(
+        "No such item (or no agent run, or permission request, for it; or an item named by "
+        "a field, which `field` names)"
+    ),
+    409: _documented(
+        "The pipeline does not allow this move, the agent is busy, or none runs, or it is "
+        "not for the item's stage"
+    ),
+    415: _documented("A body that is not sent as application/json"),
+    421: _documented("A Host that is not one of this server's names"),
+    503: _documented("The change could not be stored, so nothing changed"),
 }
+
+
+GUARD_STATUSES = (401, 403, 415, 421)
+"""What the guard in front of every route may answer (see `huskies.web.guard`)."""
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a router whose routes may answer `statuses` themselves."""
+    return {status: ERROR_RESPONSES[status] for status in (*GUARD_STATUSES, *statuses)}
 
 
 def error_response(
@@ -129,8 +148,8 @@ async def _http(request: Request, exc: Exception) -> Response:
 
 async def _story(request: Request, exc: Exception) -> Response:
     match exc:
-        case UnknownItem():
-            return error_response(404, str(exc))
+        case UnknownItem(field=field):
+            return error_response(404, str(exc), None if field is None else f"body.{field}")
         case IllegalMove():
             return error_response(409, str(exc))
         case BadField(field=field):

@@ -183,11 +183,12 @@ system_prompt = ""
 # anything, "/" included. An "allow" rule's command pattern other than "*" allows one plain
 # command only: no ;, &, &&, ||, |, line break, redirection, $(, $VAR or backticks, and for
 # git no -c, -C, config, alias or --no-index, nothing that runs another program and no path
-# outside the worktree. `decision` is "allow", "deny" or "ask": ask a person on the board
-# (or POST /api/permissions/ID), denied if no one answers within permission_timeout_secs.
-# Optional keys: `agent` (the rule is for that agent only) and `message` (what a denied agent
-# is told). No rule matches: huskies' own tools (mcp__huskies__*) are allowed, anything else
-# is denied. A path outside the agent's worktree is always denied.
+# outside the worktree or in .git. `decision` is "allow", "deny" or "ask": ask a person on
+# the board (or POST /api/permissions/ID), denied if no one answers within
+# permission_timeout_secs. Optional keys: `agent` (the rule is for that agent only) and
+# `message` (what a denied agent is told). No rule matches: huskies' own tools
+# (mcp__huskies__*) are allowed, anything else is denied. A path outside the agent's
+# worktree, or in git's own files (.git), is always denied.
 
 [[permission]]
 # Plain git commands in the worktree (status, diff, add, commit…) run without asking.

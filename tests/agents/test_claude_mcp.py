@@ -1,6 +1,7 @@
 """The real Claude Code CLI using huskies' MCP tools, offline: its init event reports the huskies
 server connected with our tools, the tool calls the fake model makes take effect, and its
-permission prompts (whole compound commands, or none) go through `prompt_permission`."""
+permission prompts (whole compound commands, or none; every write to git's own files) go
+through `prompt_permission`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import huskies.services.permissions
 from huskies.agents.events import SessionStarted
 from huskies.agents.permissions import Ruling, ToolCall, rule_on
+from huskies.agents.plain_git import GITS_OWN
 from huskies.config import PermissionRule
 from huskies.pipeline.gates import read_gate_reports
 from huskies.server import running
@@ -29,6 +31,20 @@ BODY = "Say hello.\n\n- [ ] hello.txt exists\n- [ ] the gates pass\n"
 @pytest.fixture
 def use_claude(claude_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUSKIES_CLAUDE", str(claude_bin))
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[ToolCall, Ruling]]:
+    """What huskies is asked, and how its policy rules, call by call."""
+    calls: list[tuple[ToolCall, Ruling]] = []
+
+    def recording(rules: tuple[PermissionRule, ...], call: ToolCall) -> Ruling:
+        ruling = rule_on(rules, call)
+        calls.append((call, ruling))
+        return ruling
+
+    monkeypatch.setattr(huskies.services.permissions, "rule_on", recording)
+    return calls
 
 
 @pytest.mark.usefixtures("use_claude")
@@ -140,17 +156,8 @@ decision = "allow"
 
 @pytest.mark.usefixtures("use_claude")
 async def test_claude_code_asks_about_a_compound_command_whole_or_not_at_all(
-    tmp_path: Path, fake_model: FakeModel, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_model: FakeModel, asked: list[tuple[ToolCall, Ruling]]
 ):
-    # What huskies is asked, as its policy sees it.
-    asked: list[tuple[str, Ruling]] = []
-
-    def recording(rules: tuple[PermissionRule, ...], call: ToolCall) -> Ruling:
-        ruling = rule_on(rules, call)
-        asked.append((str(call.tool_input.get("command")), ruling))
-        return ruling
-
-    monkeypatch.setattr(huskies.services.permissions, "rule_on", recording)
     project = make_repo(tmp_path / "repo")
     agents = claude_agent_toml(fake_model, tmp_path / "home", tools=("Write",)) + GIT_ALLOWED
     project.agents_toml.write_text(agents)
@@ -173,7 +180,7 @@ async def test_claude_code_asks_about_a_compound_command_whole_or_not_at_all(
 
     # Claude Code asks about a compound command once, with the whole command (it does not
     # split it and ask about each part)...
-    assert [(command, ruling.decision) for command, ruling in asked] == [
+    assert [(call.tool_input["command"], ruling.decision) for call, ruling in asked] == [
         ("git status & id", "deny"),
         ("git status && git tag chained", "deny"),
         ("git tag plain", "allow"),
@@ -195,3 +202,70 @@ async def test_claude_code_asks_about_a_compound_command_whole_or_not_at_all(
     # a redirection into a file in its working directory.
     assert "uid=" in results[2]
     assert '"is_error": false' in results[3]
+
+
+FILES_ALLOWED = """
+[[permission]]
+tool = "Edit"
+decision = "allow"
+
+[[permission]]
+tool = "Write"
+decision = "allow"
+"""
+
+
+@pytest.mark.parametrize("allowed_tools", [(), ("Write", "Edit")])
+@pytest.mark.usefixtures("use_claude")
+async def test_claude_code_asks_before_writing_gits_own_files_and_huskies_denies(
+    tmp_path: Path,
+    fake_model: FakeModel,
+    asked: list[tuple[ToolCall, Ruling]],
+    allowed_tools: tuple[str, ...],
+):
+    project = make_repo(tmp_path / "repo")
+    agents = claude_agent_toml(fake_model, tmp_path / "home", tools=allowed_tools)
+    project.agents_toml.write_text(agents + FILES_ALLOWED)
+    worktree = project.root / ".huskies" / "worktrees" / "1-dot-git"
+    dot_git = worktree / ".git"
+    fake_model.add(
+        tool("Read", file_path=str(dot_git)),  # Claude Code writes no file it has not read
+        tool("Write", file_path=str(dot_git), content=f"gitdir: {worktree}/evil\n"),
+        tool("Edit", file_path=str(dot_git), old_string="gitdir: ", new_string="gitdir:  "),
+        tool("Write", file_path=str(worktree / "sub/.git/config"), content="[core]\n"),
+        tool("Write", file_path=str(worktree / "notes.txt"), content="notes\n"),
+        Reply("Tried git's own files."),
+    )
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        services = server.services
+        assert services.agents is not None
+        await services.board.create("Dot git")
+        run = await services.agents.start(1)
+        assert run is not None
+        async with asyncio.timeout(90):
+            await run.finished.wait()
+
+    # In acceptEdits mode, and with Write and Edit among its allowed tools too, Claude Code
+    # asks before writing a path with a `.git` in it; it reads one, and writes an ordinary
+    # file, without asking. Only huskies' denial keeps the rules' Edit and Write from allowing.
+    assert [(ruling.shown, ruling.decision) for _, ruling in asked] == [
+        ("Write(.git)", "deny"),
+        ("Edit(.git)", "deny"),
+        ("Write(sub/.git/config)", "deny"),
+    ]
+    assert all(GITS_OWN in ruling.reason for _, ruling in asked)
+    results = [json.dumps(result) for result in fake_model.tool_results()]
+    assert len(results) == 5
+    assert [('"is_error": true' in result) for result in results] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert all(GITS_OWN in result for result in results[1:4])
+    # The worktree's .git still names its git directory in the repository, and no other .git
+    # was made; the ordinary file was written.
+    assert dot_git.read_text() == f"gitdir: {project.root}/.git/worktrees/1-dot-git\n"
+    assert not (worktree / "sub").exists()
+    assert (worktree / "notes.txt").read_text() == "notes\n"

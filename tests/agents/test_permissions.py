@@ -1,9 +1,10 @@
 """The permission policy: first matching rule wins, argument patterns, chained commands, plain
-git, paths relative to the worktree (and never outside it), huskies' own tools, and deny by
-default."""
+git, paths relative to the worktree (and never outside it, nor in git's own files), huskies' own
+tools, and deny by default."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,84 @@ def test_a_path_outside_the_worktree_is_denied_whatever_the_rules(tmp_path: Path
         ruling = rule_on(everything, ask(tmp_path, tool, file_path=path))
         assert ruling.decision == "deny", path
         assert "is outside" in ruling.reason
+
+
+GITS_OWN = "is git's own file: an agent that writes it can make git run any program"
+
+EVERY_FILE = (rule("Edit", "allow"), rule("Write(*)", "allow"), rule("Read", "allow"))
+
+
+def test_gits_own_files_are_denied_whatever_the_rules(tmp_path: Path):
+    (tmp_path / ".git").write_text("gitdir: /srv/repo/.git/worktrees/wt\n")
+    (tmp_path / "link").symlink_to(".git")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "up").symlink_to("..")
+    for tool, key, path, shown in (
+        ("Edit", "file_path", ".git", "Edit(.git)"),
+        ("Write", "file_path", str(tmp_path / ".git"), "Write(.git)"),
+        ("Write", "file_path", ".git/config", "Write(.git/config)"),
+        ("Edit", "file_path", "./.git", "Edit(.git)"),
+        ("Edit", "file_path", "sub/../.git", "Edit(.git)"),
+        ("Write", "file_path", ".GIT/config", "Write(.GIT/config)"),
+        ("Write", "file_path", ".Git", "Write(.Git)"),
+        ("Edit", "file_path", "link", "Edit(.git)"),  # a symlink to .git
+        ("Edit", "file_path", "sub/up/.git", "Edit(.git)"),
+        ("Write", "file_path", "vendor/lib/.git/config", "Write(vendor/lib/.git/config)"),
+        ("NotebookEdit", "notebook_path", ".git/x.ipynb", "NotebookEdit(.git/x.ipynb)"),
+        ("Read", "file_path", ".git", "Read(.git)"),
+    ):
+        ruling = rule_on(EVERY_FILE, ask(tmp_path, tool, **{key: path}))
+        assert (ruling.decision, ruling.shown) == ("deny", shown), path
+        assert ruling.reason == f"{shown.partition('(')[2][:-1]} {GITS_OWN}", path
+
+
+def test_files_named_like_git_are_ordinary_files(tmp_path: Path):
+    (tmp_path / ".git").write_text("gitdir: /srv/repo/.git/worktrees/wt\n")
+    for path in (
+        ".gitignore",
+        ".github/workflows/ci.yml",
+        "src/.gitkeep",
+        ".gitattributes",
+        ".git-blame-ignore-revs",
+        "git/config",
+        "vendor/lib.git",
+    ):
+        assert rule_on(EVERY_FILE, ask(tmp_path, "Edit", file_path=path)).decision == "allow", path
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_the_git_directory_a_worktrees_dot_git_file_names_is_gits_own(tmp_path: Path):
+    repo, worktree = tmp_path / "repo", tmp_path / "repo" / "wt"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q", "--allow-empty", "-mA")
+    git(repo, "worktree", "add", "-q", str(worktree), "-b", "feature")
+    # This is what refusing `git init --separate-git-dir` prevents: git moves the repository's
+    # own directory into the worktree, and points the worktree's .git file at a directory in it.
+    git(worktree, "init", "-q", "--separate-git-dir=moved")
+    assert (worktree / ".git").read_text().startswith(f"gitdir: {worktree}/moved/worktrees/")
+    for path in (
+        "moved/config",  # the common directory: once the main repository's .git
+        "moved/hooks/pre-commit",
+        "moved/worktrees/wt/HEAD",  # the worktree's own git directory
+        str(worktree / "moved" / "worktrees" / "wt" / "config.worktree"),
+    ):
+        ruling = rule_on(EVERY_FILE, ask(worktree, "Write", file_path=path))
+        assert ruling.decision == "deny", path
+        assert GITS_OWN in ruling.reason
+    refused = rule_on(RULES, ask(worktree, "Bash", command="git log --output=moved/hooks/x"))
+    assert refused.decision == "ask"
+    assert f"`moved/hooks/x` {GITS_OWN}" in refused.reason
+    assert rule_on(EVERY_FILE, ask(worktree, "Write", file_path="movedx/a")).decision == "allow"
+
+
+def test_a_relative_gitdir_is_read_from_the_worktree(tmp_path: Path):
+    (tmp_path / ".git").write_text("gitdir: hidden\n")
+    ruling = rule_on(EVERY_FILE, ask(tmp_path, "Edit", file_path="hidden/config"))
+    assert (ruling.decision, ruling.reason) == ("deny", f"hidden/config {GITS_OWN}")
 
 
 def test_a_rule_for_one_agent_does_not_apply_to_others(tmp_path: Path):
@@ -198,15 +277,32 @@ NOT_PLAIN = [
     ("git fetch file:///srv/other.git", "`file:///srv/other.git` is outside the worktree"),
     ("git checkout-index -a --prefix=/tmp/x/", "`/tmp/x/` is outside the worktree"),
     ("git log -- ../x", "`../x` is outside the worktree"),
+    ("git init --separate-git-dir=moved", "`git init --separate-git-dir` puts git's own dir"),
+    ("git clone --separate-git-dir=m https://e.com/r.git s", "`git clone --separate-git-dir`"),
+    ("git init --sep=moved", "`git init --separate-git-dir` puts git's own directory"),
     ("git commit -F out/passwd", "`out/passwd` is outside the worktree"),  # a symlink
     ("git commit -F o?t/passwd", "the pattern `o?t/passwd` matches `out/passwd`"),
     ("git add .*", "the pattern `.*` may match `..`"),
+    # git's own files, inside the worktree (.git here is a directory, dotgit a symlink to it).
+    ("git diff --output=.git/config", f"`.git/config` {GITS_OWN}"),
+    ("git log --output=./.git/hooks/pre-commit", f"`./.git/hooks/pre-commit` {GITS_OWN}"),
+    ("git log --output=sub/../.git/config", f"`sub/../.git/config` {GITS_OWN}"),
+    ("git log --output=.GIT/config", f"`.GIT/config` {GITS_OWN}"),
+    ("git log --output=dotgit/config", f"`dotgit/config` {GITS_OWN}"),
+    ("git format-patch -o .git/hooks HEAD~1", f"`.git/hooks` {GITS_OWN}"),
+    ("git checkout-index -a --prefix=.git/x/", f"`.git/x/` {GITS_OWN}"),
+    ("git commit -F .git/config", f"`.git/config` {GITS_OWN}"),
+    ("git add .git", f"`.git` {GITS_OWN}"),
+    ("git diff --output=d*/config", f"matches `dotgit/config`, which {GITS_OWN}"),
 ]
 
 
 @pytest.mark.parametrize(("command", "why"), NOT_PLAIN)
 def test_bash_git_star_allows_plain_git_only(tmp_path: Path, command: str, why: str):
     (tmp_path / "out").symlink_to(tmp_path.parent)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").touch()
+    (tmp_path / "dotgit").symlink_to(".git")
     (tmp_path.parent / "passwd").touch()
     ruling = rule_on(RULES, ask(tmp_path, "Bash", command=command))
     # Not allowed by Bash(git *): the plain Bash rule asks a person, who is told why.
@@ -244,6 +340,8 @@ PLAIN_GIT = [
     "git --version",
     "git log -L10,20:src/a.py",
     "git commit -m'fix: src/a.py'",
+    "git add .gitignore .github/workflows/ci.yml src/.gitkeep",
+    "git commit -m '.git is hidden'",
 ]
 
 

@@ -4,7 +4,11 @@ A runtime asks before a tool call its allowed tools do not cover (Claude Code th
 permission prompt tool). The rules are tried in file order and the first that matches decides;
 with none matching, huskies' own MCP tools (bound to the agent's item and worktree by its
 token) are allowed and everything else is denied. A file path that leads outside the directory
-the agent works in is denied before any rule is tried.
+the agent works in is denied before any rule is tried, and so is one of git's own files inside
+it (its `.git`, see `huskies.agents.plain_git.is_gits_own`): an agent that writes git's
+configuration or hooks makes the next `git status` (Claude Code's own, or huskies') run its
+program. Reading them is denied too: agents learn what they need from git, and the config of a
+repository's own checkout can hold credentials (a token in a remote's URL).
 
 An `allow` rule with a command pattern (`Bash(git *)`, anything but `Bash(*)`) allows only a
 plain command: one simple command with no shell operator, redirection or expansion (see
@@ -22,7 +26,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePath
 from typing import Any
 
-from huskies.agents.plain_git import check_plain_git
+from huskies.agents.plain_git import GITS_OWN, check_plain_git, is_gits_own
 from huskies.agents.shell import NotPlain, plain_words
 from huskies.config import Decision, PermissionRule
 
@@ -62,6 +66,8 @@ def rule_on(rules: Sequence[PermissionRule], call: ToolCall) -> Ruling:
             return Ruling(
                 "deny", f"{argument} is outside {call.directory}", _shown(call.tool, argument)
             )
+        if is_gits_own(call.directory.resolve(), argument):
+            return Ruling("deny", f"{relative} {GITS_OWN}", _shown(call.tool, relative))
         argument = relative
     shown = _shown(call.tool, argument)
     not_plain = None

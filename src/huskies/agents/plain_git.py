@@ -10,13 +10,18 @@ files outside any repository; and options such as `--output` or `-F` take a file
 `check_plain_git` refuses all of that, and aliases too: the subcommand must be one of git's
 own commands, whose names an alias cannot take. Git accepts any unambiguous abbreviation of a
 long option (`--exe` for `--exec`), so a refused long option is refused abbreviated as well.
+
+git's own files are refused as paths too, inside the worktree as well (`git diff
+--output=.git/config`): whoever writes git's configuration or hooks makes git run their
+program at its next `git status`. `is_gits_own` says which paths those are; the permission
+policy keeps the file tools (Edit, Write, Read) out of them with the same test.
 """
 
 from __future__ import annotations
 
 import glob
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from string import ascii_letters
 
 from huskies.agents.shell import NotPlain
@@ -100,6 +105,13 @@ EVERYWHERE_OPTION_REFUSALS = {
 
 RUNS_A_PROGRAM = "names a program for git to run"
 HOOKS_FROM_ELSEWHERE = "copies hooks, which git runs, from another directory"
+GIT_DIR_ELSEWHERE = (
+    "puts git's own directory where the agent can write it (run in a worktree, `git init` "
+    "moves the whole repository's there)"
+)
+
+GITS_OWN = "is git's own file: an agent that writes it can make git run any program"
+"""Why a path in `.git`, or in the git directory a worktree's `.git` file names, is refused."""
 
 OPTION_REFUSALS: dict[str, dict[str, str]] = {
     "fetch": {"--upload-pack": RUNS_A_PROGRAM},
@@ -111,8 +123,9 @@ OPTION_REFUSALS: dict[str, dict[str, str]] = {
         "--config": f"sets configuration, and {CONFIGURATION_RUNS_PROGRAMS}",
         "-c": f"sets configuration, and {CONFIGURATION_RUNS_PROGRAMS}",
         "--template": HOOKS_FROM_ELSEWHERE,
+        "--separate-git-dir": GIT_DIR_ELSEWHERE,
     },
-    "init": {"--template": HOOKS_FROM_ELSEWHERE},
+    "init": {"--template": HOOKS_FROM_ELSEWHERE, "--separate-git-dir": GIT_DIR_ELSEWHERE},
     "push": {"--receive-pack": RUNS_A_PROGRAM, "--exec": RUNS_A_PROGRAM},
     "archive": {"--exec": RUNS_A_PROGRAM, "--remote": "reads another repository"},
     "rebase": {"--exec": RUNS_A_PROGRAM, "-x": RUNS_A_PROGRAM},
@@ -125,7 +138,7 @@ GLOB_CHARS = "*?["
 
 def check_plain_git(arguments: Sequence[str], worktree: Path) -> None:
     """Raise NotPlain unless `git <arguments>` (the words after `git`) only works on the
-    repository of `worktree` and reads or writes no file outside it."""
+    repository of `worktree` and names no file outside it, nor any of git's own files."""
     at = _after_global_options(arguments)
     if at == len(arguments):
         return  # `git`, `git --version`: nothing is run
@@ -189,7 +202,8 @@ def _check_option(command: str, option: str) -> None:
 
 
 def _check_paths(rest: Sequence[str], root: Path) -> None:
-    """Refuse any argument, or value of an option, that names a path outside `root`."""
+    """Refuse any argument, or value of an option, that names a path outside `root` or one of
+    git's own files."""
     after_options = False
     for word in rest:
         for text in _possible_paths(word, after_options):
@@ -211,20 +225,30 @@ def _possible_paths(word: str, after_options: bool) -> list[str]:
 
 
 def _check_path(root: Path, text: str) -> None:
-    outside = NotPlain(f"`{text}` is outside the worktree")
     if text.startswith("~"):
-        raise outside  # the shell puts a home directory there
+        raise NotPlain(f"`{text}` is outside the worktree")  # the shell puts a home there
     path = text.removeprefix("file://")
-    if _resolves_outside(root, path):
-        raise outside
+    trouble = _trouble(root, path)
+    if trouble is not None:
+        raise NotPlain(f"`{text}` {trouble}")
     if not _has_glob(path):
         return
     # The shell puts the names a pattern matches in its place, and in bash `.*` matches `..`.
     if any(part.startswith((".", "[")) and _has_glob(part) for part in path.split("/")):
         raise NotPlain(f"the pattern `{text}` may match `..`, outside the worktree")
     for name in glob.glob(path, root_dir=root):
-        if _resolves_outside(root, name):
-            raise NotPlain(f"the pattern `{text}` matches `{name}`, outside the worktree")
+        trouble = _trouble(root, name)
+        if trouble is not None:
+            raise NotPlain(f"the pattern `{text}` matches `{name}`, which {trouble}")
+
+
+def _trouble(root: Path, path: str) -> str | None:
+    """What is wrong with git taking `path` (relative to `root`): None when nothing is."""
+    if _resolves_outside(root, path):
+        return "is outside the worktree"
+    if is_gits_own(root, path):
+        return GITS_OWN
+    return None
 
 
 def _has_glob(text: str) -> bool:
@@ -237,3 +261,53 @@ def _resolves_outside(root: Path, path: str) -> bool:
         return not (root / path).resolve().is_relative_to(root)
     except (OSError, ValueError):  # a NUL, a name too long: not a path we can vouch for
         return True
+
+
+def is_gits_own(root: Path, path: str) -> bool:
+    """Whether `path` (relative to the worktree `root`, resolved, and leading inside it) is git's
+    own: a `.git` file or directory at any depth, or anything in one, as written or with
+    symlinks followed; or anything in the git directory that root's `.git` file names, or in
+    that directory's common directory (the main repository's `.git`).
+
+    Names are compared case-folded, because macOS and Windows file systems take `.GIT` for
+    `.git`. A `.git` in a subdirectory counts too: git run there takes it for the repository."""
+    written = root / path
+    resolved = written.resolve()
+    names = (*_names_below(root, written), *_names_below(root, resolved))
+    if any(name.casefold() == ".git" for name in names):
+        return True
+    return any(resolved.is_relative_to(directory) for directory in _git_directories(root))
+
+
+def _names_below(root: Path, path: PurePath) -> tuple[str, ...]:
+    """The names in `path` below `root`: all of them when it is not written under `root`."""
+    return path.relative_to(root).parts if path.is_relative_to(root) else path.parts
+
+
+def _git_directories(worktree: Path) -> tuple[Path, ...]:
+    """The git directory named by the `gitdir:` line of `worktree`'s `.git` file and its common
+    directory, resolved; none when `.git` is not such a file (in a repository's own checkout it
+    is the git directory, which its name already covers)."""
+    pointer = _first_line(worktree / ".git")
+    if pointer is None or not pointer.startswith("gitdir: "):
+        return ()
+    # git reads a relative gitdir from the directory that holds the `.git` file.
+    git_dir = (worktree / pointer.removeprefix("gitdir: ")).resolve()
+    common = _first_line(git_dir / "commondir")
+    if common is None:
+        return (git_dir,)
+    return (git_dir, (git_dir / common).resolve())
+
+
+def _first_line(path: Path) -> str | None:
+    """The first line of the regular file `path` without its line break; None when there is no
+    such file, or the line holds a NUL (no path does). Only a regular file is read: reading a
+    FIFO would wait for ever."""
+    try:
+        if not path.is_file():
+            return None
+        with path.open(encoding="utf-8") as file:
+            line = file.readline(4096).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if "\0" in line else line

@@ -80,6 +80,7 @@ def test_a_path_outside_the_worktree_is_denied_whatever_the_rules(tmp_path: Path
         ("Edit", "/etc/passwd"),
         ("Write", "docs/out/x"),
         ("Edit", "docs/../../x"),
+        ("Write", "a\x00b"),  # no path at all: refused, not a crash
     ):
         ruling = rule_on(everything, ask(tmp_path, tool, file_path=path))
         assert ruling.decision == "deny", path

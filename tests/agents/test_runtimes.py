@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,9 @@ def test_command_fills_the_placeholders_and_gets_the_huskies_environment(context
         "HUSKIES_PROMPT": f"Work on #7 Add login in {context.worktree} on feature/story-7 "
         "(base main)",
         "EXTRA": "1",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "safe.bareRepository",
+        "GIT_CONFIG_VALUE_0": "explicit",
     }
 
 
@@ -149,3 +154,48 @@ def test_a_runtime_that_is_not_installed_says_how_to_install_it(context, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SpawnError, match=r"'claude' is not on PATH; install it \(npm install"):
         launch_spec(agent(runtime="claude-code"), context, tmp_path / "run")
+
+
+def test_git_settings_given_in_the_environment_are_kept(context, tmp_path):
+    given = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "user.name", "GIT_CONFIG_VALUE_0": "A"}
+    env = launch_spec(agent(), context, tmp_path / "run", base_env=given).env
+    assert (env["GIT_CONFIG_COUNT"], env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == (
+        "2",
+        "user.name",
+        "A",
+    )
+    assert (env["GIT_CONFIG_KEY_1"], env["GIT_CONFIG_VALUE_1"]) == (
+        "safe.bareRepository",
+        "explicit",
+    )
+
+
+def test_an_agents_git_does_not_take_a_directory_it_made_for_a_repository(context, tmp_path):
+    """An agent can write a bare repository's files (whose config names a program to run) and
+    `cd` there. git's own default runs the program on a plain `git diff`; with the agent's
+    environment git refuses to use the directory at all."""
+    source = tmp_path / "source"
+    source.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=source, check=True)
+    for text in ("one", "two"):
+        (source / "file").write_text(text)
+        subprocess.run(["git", "add", "file"], cwd=source, check=True)
+        who = ["-c", "user.name=T", "-c", "user.email=t@e"]
+        subprocess.run(["git", *who, "commit", "-q", "-m", text], cwd=source, check=True)
+    fake = tmp_path / "worktree" / "fake"
+    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(fake)], check=True)
+    ran = tmp_path / "ran"
+    with (fake / "config").open("a") as config:
+        config.write(f"[diff]\n\texternal = touch {ran}\n")
+
+    def diff(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        command = ["git", "diff", "HEAD~1", "HEAD"]
+        return subprocess.run(command, cwd=fake, env=env, capture_output=True, text=True)
+
+    base = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    diff(base)
+    assert ran.exists()  # the attack works with git's own default
+    ran.unlink()
+    guarded = diff(launch_spec(agent(), context, tmp_path / "run", base_env=base).env)
+    assert guarded.returncode != 0
+    assert not ran.exists()

@@ -133,9 +133,13 @@ def _argument(tool_input: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _inside(directory: Path, path: str) -> str | None:
-    """`path` relative to `directory` (symlinks followed), or None when it leads outside."""
+    """`path` relative to `directory` (symlinks followed), or None when it leads outside (or
+    is no path at all: a NUL in it, say)."""
     root = directory.resolve()
-    resolved = (root / path).resolve()
+    try:
+        resolved = (root / path).resolve()
+    except (OSError, ValueError):
+        return None
     if not resolved.is_relative_to(root):
         return None
     return resolved.relative_to(root).as_posix()

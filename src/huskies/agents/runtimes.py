@@ -68,6 +68,7 @@ def launch_spec(
     task = prompt if prompt is not None else fill(agent.prompt, context)
     env = {**(os.environ if base_env is None else base_env), **_huskies_env(context, task)}
     env.update(agent.env)
+    _add_git_config(env, AGENT_GIT_CONFIG)
     if agent.runtime == "claude-code":
         argv = _claude_argv(agent, context, task, run_dir)
         env.setdefault("DISABLE_TELEMETRY", "1")
@@ -87,6 +88,25 @@ def launch_spec(
         parse=parse,
         inactivity_timeout_s=float(agent.inactivity_timeout_secs),
     )
+
+
+AGENT_GIT_CONFIG = {"safe.bareRepository": "explicit"}
+"""Git settings every agent's git gets. git takes any directory that looks like a bare
+repository for one, and an agent can make one of ordinary files (whose config names a program
+to run), `cd` into it, and have a plain `git diff` run that program: bare repositories only
+when named (`--git-dir`, `GIT_DIR`)."""
+
+
+def _add_git_config(env: dict[str, str], settings: Mapping[str, str]) -> None:
+    """Add `settings` to those git takes from the environment (GIT_CONFIG_COUNT and its
+    GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n pairs), after any already there."""
+    given = env.get("GIT_CONFIG_COUNT", "")
+    count = int(given) if given.isdigit() else 0
+    for key, value in settings.items():
+        env[f"GIT_CONFIG_KEY_{count}"] = key
+        env[f"GIT_CONFIG_VALUE_{count}"] = value
+        count += 1
+    env["GIT_CONFIG_COUNT"] = str(count)
 
 
 def mcp_config(context: RunContext) -> dict[str, object]:

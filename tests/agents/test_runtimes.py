@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -188,7 +189,7 @@ def test_an_agents_git_does_not_take_a_directory_it_made_for_a_repository(contex
     with (fake / "config").open("a") as config:
         config.write(f"[diff]\n\texternal = touch {ran}\n")
 
-    def diff(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def diff(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
         command = ["git", "diff", "HEAD~1", "HEAD"]
         return subprocess.run(command, cwd=fake, env=env, capture_output=True, text=True)
 

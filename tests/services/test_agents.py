@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 
+from huskies.agents.events import RateLimit
 from huskies.agents.supervisor import AgentProcess
 from huskies.pipeline import (
     Archived,
@@ -392,3 +393,14 @@ async def test_any_failure_while_launching_frees_the_slot_and_the_next_item_star
         await r.agents.stop(2)
         for pid in spawned:  # a process that did start is not left running
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_a_rate_limit_resumes_at_its_reset_and_a_past_reset_soon_after():
+    now = 1_000_000
+    at_reset = agents_service._resume_time(RateLimit(now + 60_000, "limit"), now)
+    assert at_reset == now + 60_000
+    # The run took longer to end than the limit lasted: resume shortly, not after 5 minutes.
+    past = agents_service._resume_time(RateLimit(now - 1_000, "limit"), now)
+    assert past == now + agents_service.RATE_LIMIT_MIN_WAIT_S * 1000
+    unnamed = agents_service._resume_time(RateLimit(None, "limit"), now)
+    assert unnamed == now + agents_service.DEFAULT_RATE_LIMIT_WAIT_S * 1000

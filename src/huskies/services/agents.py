@@ -63,6 +63,7 @@ HISTORY = 200
 """Ended runs kept in memory for `output` and the agents list (their logs stay on disk)."""
 
 DEFAULT_RATE_LIMIT_WAIT_S = 300
+RATE_LIMIT_MIN_WAIT_S = 5
 
 CLAIM_TTL_S = 600
 """A running agent's claim on its item lasts this long and is renewed at half of it, so other
@@ -793,8 +794,12 @@ class Agents:
 
 
 def _resume_time(limit: RateLimit | None, now: int) -> int:
-    if limit is not None and limit.resets_at is not None and limit.resets_at > now:
-        return limit.resets_at
+    """When a rate-limited run resumes: at the reset the runtime named, or after a default
+    wait when it named none. A reset already past (the run was slow to end) resumes soon, not
+    after the default wait, but never at once: with a clock ahead of ours that would restart
+    the agent against the limit again and again."""
+    if limit is not None and limit.resets_at is not None:
+        return max(limit.resets_at, now + RATE_LIMIT_MIN_WAIT_S * 1000)
     return now + DEFAULT_RATE_LIMIT_WAIT_S * 1000
 
 

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from huskies.pipeline import Claim, ItemKind, Qa, QaMode, WorkItem, item_to_json, project_item
+from huskies.pipeline.lines import line_problem
 
 from .test_stages import stages
 
@@ -17,15 +18,19 @@ ids = st.builds(
     st.integers(min_value=0, max_value=2**256 - 1),
     st.integers(min_value=0, max_value=10_000),
 )
+# Titles and agent names are single lines (a control character makes the item unreadable).
+lines = st.text(st.characters(exclude_categories=("Cc", "Zl", "Zp")), max_size=40).filter(
+    lambda text: line_problem(text) is None
+)
 items = st.builds(
     WorkItem,
     id=ids,
     number=st.integers(min_value=1, max_value=2**31),
     kind=st.sampled_from(ItemKind),
-    title=st.text(max_size=40),
+    title=lines,
     body=st.text(max_size=200),
     stage=stages,
-    agent=st.none() | st.text(max_size=10),
+    agent=st.none() | lines,
     qa=st.none() | st.sampled_from(QaMode),
     depends_on=st.lists(st.integers(min_value=1, max_value=10_000), max_size=4).map(tuple),
     retries=st.integers(min_value=0, max_value=100),

@@ -217,3 +217,16 @@ async def test_the_mcp_endpoint_is_behind_the_same_door(project: Project):
                 headers={**accept, "Content-Type": "application/x-www-form-urlencoded"},
             )
             assert form.status_code == 415
+
+
+async def test_a_refused_host_or_origin_is_logged_once(project: Project, caplog):
+    async with served(project) as (_, api):
+        with caplog.at_level("WARNING", logger="huskies.web"):
+            for _ in range(3):
+                await api.get("/api/items", headers={"Host": "huskies.example.com"})
+                await api.post("/api/items", json={"title": "x"}, headers={"Origin": EVIL})
+    refused = [record.getMessage() for record in caplog.records if "refused" in record.message]
+    assert len(refused) == 2, refused
+    assert "'huskies.example.com'" in refused[0]
+    assert "hosts` under [server]" in refused[0]
+    assert EVIL in refused[1]

@@ -24,6 +24,7 @@ paths, the OpenAPI schema, `/mcp`, `/crdt-sync` and routes added later included.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -35,7 +36,12 @@ from starlette.websockets import WebSocket
 from huskies.services.access_token import HOW_TO_FIND
 from huskies.web.errors import error_response
 
+log = logging.getLogger("huskies.web")
+
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+LOGGED_REFUSALS = 256
+"""Distinct refusals (by status and the Host or Origin at fault) logged, each once: enough to
+see why a proxy or a page is refused, too few for a flood to fill the log."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = "application/json"
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -84,15 +90,19 @@ class Guard:
         self._token = token.encode() if token is not None else None
         self._open = frozenset(open_paths)
         self._open_prefixes = open_prefixes
+        self._logged: set[tuple[int, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope, Headers(scope=scope))
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
         if refusal is None:
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
+            return
+        self._log_once(refusal.status_code, headers)
+        if scope["type"] == "websocket":
             await WebSocket(scope, receive, send).send_denial_response(refusal)
         else:
             await refusal(scope, receive, send)
@@ -130,6 +140,22 @@ class Guard:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return None
+
+    def _log_once(self, status: int, headers: Headers) -> None:
+        if status not in (403, 421):  # the others are a client's own mistake, told to it
+            return
+        culprit = headers.get("host" if status == 421 else "origin", "")
+        if (status, culprit) in self._logged or len(self._logged) >= LOGGED_REFUSALS:
+            return
+        self._logged.add((status, culprit))
+        if status == 421:
+            log.warning(
+                "refused a request for the host %r (if the server is reached by that name, add "
+                "it to `hosts` under [server] in .huskies/project.toml); not logged again",
+                culprit,
+            )
+        else:
+            log.warning("refused a request from a page at %r; not logged again", culprit)
 
     def _is_open(self, path: str) -> bool:
         return path in self._open or path.startswith(self._open_prefixes)

@@ -85,6 +85,10 @@ ping_interval_secs = 30
 # ...and drop it after this many seconds of silence.
 ping_timeout_secs = 60
 
+# A connection must authenticate (and be allowed) within this many seconds of connecting, or it
+# is closed; pings do not extend it.
+handshake_timeout_secs = 10
+
 # Quality gates. huskies runs them itself when a coder finishes, and again on the squashed
 # result before it merges; it never takes an agent's word that they pass. Each [[component]]
 # is a part of the repository: `path` (relative to the top level) is where its commands run,
@@ -239,6 +243,7 @@ class SyncConfig(_Model):
     trusted_keys: tuple[StrictStr, ...] = ()
     ping_interval_secs: StrictInt = Field(default=30, gt=0)
     ping_timeout_secs: StrictInt = Field(default=60, gt=0)
+    handshake_timeout_secs: StrictInt = Field(default=10, gt=0)
 
     @field_validator("rendezvous")
     @classmethod

@@ -2,7 +2,8 @@
 
 Prints one JSON object. Every connection is a real WebSocket on 127.0.0.1: the serving node is
 huskies' own `/crdt-sync` endpoint (`sync_route` around a `Node`, as `huskies serve` mounts it)
-under uvicorn with ws="websockets-sansio"; the dialling nodes use
+under uvicorn with huskies' WebSocket protocol and message limit, as `huskies serve` runs it
+(small messages until a peer is admitted); the dialling nodes use
 `websockets.asyncio.client.connect` and `run_link`, as `Node.dial_forever` does. The workload is
 bench/replica.py's: ~1000 item maps (made first, untimed), and each change sets 2-3 fields of one
 item.
@@ -88,9 +89,10 @@ from huskies.store.replica import Subscription, wall_clock_ms
 from huskies.sync.frames import Changes, encode_frame
 from huskies.sync.link import PeerInfo, Peers, run_link
 from huskies.sync.protocol import Limits
-from huskies.sync.transports import DialledTransport
+from huskies.sync.transports import DialledTransport, max_message_bytes
 from huskies.sync.trust import Trust, TrustStore
 from huskies.web.sync_ws import sync_route
+from huskies.web.websocket_protocol import LimitedWebSocketProtocol
 
 LIMITS = Limits()
 BUILD_CLIENTS = 32  # concurrent writers while A's log is built (untimed)
@@ -112,14 +114,21 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[int]:
-    """Serve `app` on 127.0.0.1 on a free port (yielded) until the block ends."""
+async def serving(app: Any, *, huskies: bool) -> AsyncIterator[int]:
+    """Serve `app` on 127.0.0.1 on a free port (yielded) until the block ends; a huskies app
+    with the WebSocket settings `huskies serve` uses, others with uvicorn's own."""
     sock = socket.socket(socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     server = _Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio")
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            ws=LimitedWebSocketProtocol if huskies else "websockets-sansio",
+            ws_max_size=max_message_bytes(LIMITS) if huskies else 16 << 20,
+        )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:
@@ -294,7 +303,7 @@ async def bench_catchup(root: Path, changes: int, items: int, repeat: int) -> di
         sent = a.replica.document.changes_since({})
         change_bytes = sum(len(change.to_bytes()) for change in sent)
         runs: list[Catchup] = []
-        async with serving(Starlette(routes=[sync_route(node_of(a))])) as port:
+        async with serving(Starlette(routes=[sync_route(node_of(a))]), huskies=True) as port:
             for run in range(repeat):
                 runs.append(await catch_up_once(a, port, root / f"b{run}.db"))
         answer_s = answer_cost(a.replica.document)
@@ -374,7 +383,7 @@ async def bench_live(root: Path, changes: int, items: int) -> dict[str, object]:
     latencies: list[float] = []
     try:
         await make_items(a.replica, items)
-        async with serving(Starlette(routes=[sync_route(node_of(a))])) as port:
+        async with serving(Starlette(routes=[sync_route(node_of(a))]), huskies=True) as port:
             links = [await dial(b, port), await dial(c, port)]
             try:
                 await caught_up(links, [b.replica, c.replica], a.replica.document.change_count)
@@ -484,7 +493,7 @@ async def bench_pycrdt(changes: int, items: int, repeat: int) -> dict[str, objec
     runs: list[tuple[float, int]] = []
     async with WebsocketServer(auto_clean_rooms=False) as websocket_server:
         websocket_server.rooms[PYCRDT_ROOM] = YRoom(ready=True, ydoc=doc)
-        async with serving(ASGIServer(websocket_server)) as port:
+        async with serving(ASGIServer(websocket_server), huskies=False) as port:
             for _ in range(repeat):
                 runs.append(await pycrdt_catch_up_once(port, expected))
     seconds = sorted(r[0] for r in runs)[(len(runs) - 1) // 2]

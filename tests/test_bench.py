@@ -158,6 +158,23 @@ def test_sync_bench_prints_every_agreed_key_at_tiny_sizes(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the temporary directory is gone
 
 
+def test_sync_flood_bench_prints_both_phases_side_by_side():
+    result = run_bench(
+        SYNC_BENCH.with_name("sync_flood.py"),
+        *("--seconds", "0.5", "--idle-sockets", "20", "--senders", "1", "--retry-s", "1"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for phase in ("no_attack", "under_attack"):
+        for name in ("health_p50_ms", "health_p99_ms", "server_fds_max", "peer_join_s"):
+            assert figures[f"{name}_{phase}"] > 0, (name, phase)
+        assert figures[f"health_p50_ms_{phase}"] <= figures[f"health_p99_ms_{phase}"]
+    attack = figures["attack"]
+    assert attack["tried"] >= 20
+    assert attack["oversized_sent"] >= 1
+
+
 def test_agents_bench_prints_the_agreed_keys():
     result = run_bench(
         BENCH.with_name("agents.py"),

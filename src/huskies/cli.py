@@ -404,7 +404,8 @@ async def node_token(
 @node_app.command("peers")
 @_run
 async def node_peers() -> None:
-    """Show the running server's peers (address, node, direction, caught up, frames)."""
+    """Show the running server's peers (address, node, direction, caught up, frames), and how
+    many connections are still in the handshake (not peers yet)."""
     health = running_health(find_project(Path.cwd()))
     peers = health["peers"]
     assert isinstance(peers, list)
@@ -417,6 +418,9 @@ async def node_peers() -> None:
             f"frames in {peer['frames_in']}, out {peer['frames_out']}",
             markup=False,
         )
+    handshaking = health.get("handshaking", 0)
+    if handshaking:
+        out.print(f"handshaking: {handshaking} (connections not authenticated yet)")
 
 
 @contextlib.asynccontextmanager

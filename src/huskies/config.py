@@ -88,6 +88,10 @@ ping_interval_secs = 30
 # ...and drop it after this many seconds of silence.
 ping_timeout_secs = 60
 
+# A connection must authenticate (and be allowed) within this many seconds of connecting, or it
+# is closed; pings do not extend it.
+handshake_timeout_secs = 10
+
 [server]
 # The server answers only requests whose Host is one of its own names (loopback, the address
 # it listens on, this machine's names), so a web page cannot reach it by DNS rebinding. Names
@@ -251,6 +255,7 @@ class SyncConfig(_Model):
     trusted_keys: tuple[StrictStr, ...] = ()
     ping_interval_secs: StrictInt = Field(default=30, gt=0)
     ping_timeout_secs: StrictInt = Field(default=60, gt=0)
+    handshake_timeout_secs: StrictInt = Field(default=10, gt=0)
 
     @field_validator("rendezvous")
     @classmethod

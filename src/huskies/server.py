@@ -49,10 +49,12 @@ from huskies.services.worktrees import Worktrees
 from huskies.store import Replica, Synchronous
 from huskies.store.replica import wall_clock_ms
 from huskies.sync.protocol import Limits
+from huskies.sync.transports import max_message_bytes
 from huskies.sync.trust import Trust, TrustStore, parse_token
 from huskies.web.app import create_app
 from huskies.web.guard import served_names
 from huskies.web.services import Services
+from huskies.web.websocket_protocol import LimitedWebSocketProtocol
 
 log = logging.getLogger("huskies.server")
 
@@ -225,7 +227,10 @@ async def running(
                 create_app(services, names=names, access_token=token, mcp=mcp),
                 log_level="warning",
                 lifespan="off",
-                ws="websockets-sansio",
+                # Each connection takes small messages until its endpoint raises its limit (sync
+                # peers once admitted), and none is buffered beyond what a sync frame may be.
+                ws=LimitedWebSocketProtocol,
+                ws_max_size=max_message_bytes(node.limits),
             )
         )
         _write_port(port_file(project), bound)
@@ -391,7 +396,9 @@ def _node(
         address=url,
         role="server",
         limits=Limits(
-            ping_interval_s=sync.ping_interval_secs, ping_timeout_s=sync.ping_timeout_secs
+            ping_interval_s=sync.ping_interval_secs,
+            ping_timeout_s=sync.ping_timeout_secs,
+            handshake_timeout_s=sync.handshake_timeout_secs,
         ),
         wall_ms=wall_clock_ms,
     )

@@ -272,6 +272,124 @@ def test_an_oversized_frame_is_refused_before_decoding():
     assert "1001 bytes is over the limit of 1000" in actions[-1].reason
 
 
+# Each is refused by walking its headers, before the CBOR decoder could build anything from it.
+HOSTILE_CBOR = [
+    pytest.param(b"\x81" * 100_000 + b"\x00", "nests arrays more than 4 deep", id="100k-nested"),
+    pytest.param(
+        b"\x82\x01\x9b" + (1 << 32).to_bytes(8, "big"), "array of 4294967296 items", id="2^32-items"
+    ),
+    pytest.param(
+        b"\x9a" + (1 << 20).to_bytes(4, "big") + bytes(1 << 20),
+        "more than 65536 items: item 1 is an array of 1048576",
+        id="1M-items",
+    ),
+    pytest.param(
+        cbor2.dumps([1, [0] * 40_000, *[[]] * 30_000]), "more than 65536 items", id="70k-items"
+    ),
+    pytest.param(b"\x9f" * 1000 + b"\xff" * 1000, "indefinite-length array", id="indefinite-array"),
+    pytest.param(
+        b"\x83\x01\x08\x7f\x61a\xff", "indefinite-length text string", id="indefinite-text"
+    ),
+    pytest.param(
+        b"\x82\x01\x5b" + (1 << 62).to_bytes(8, "big"),
+        "a string of 4611686018427387904 bytes",
+        id="2^62-byte-string",
+    ),
+    pytest.param(
+        b"\x82\x01\x5a" + (1 << 31).to_bytes(4, "big") + b"x" * 100,
+        "with 100 left",
+        id="2^31-bytes-short",
+    ),
+    pytest.param(cbor2.dumps([1, 8, {"a": 1}]), "a CBOR map", id="map"),
+    pytest.param(cbor2.dumps([1, 5, 1 << 70]), "a CBOR tag", id="bignum-tag"),
+    pytest.param(cbor2.dumps([1, 5, 1.5]), "float or simple value", id="float"),
+    pytest.param(cbor2.dumps([1, 5, 7]) + b"\x00", "1 bytes after its end", id="trailing"),
+    pytest.param(b"\x82\x81\x00", "ends inside an array", id="truncated"),
+    pytest.param(b"", "frame is empty", id="empty"),
+]
+
+
+@pytest.mark.parametrize(("data", "problem"), HOSTILE_CBOR)
+def test_hostile_cbor_is_refused_before_the_decoder_sees_it(data, problem, monkeypatch):
+    a, b = end(1), end(2)
+    connect(a, b)  # authenticated: these limits hold for every frame, not only the handshake's
+    monkeypatch.setattr(cbor2, "loads", lambda *_: pytest.fail("the CBOR decoder was called"))
+    with pytest.raises(FrameError, match=problem):
+        decode_frame(data, 8 << 20)
+    actions = b.session.receive(data, 0, b.doc)
+    assert isinstance(actions[-1], Close)
+    assert problem in actions[-1].reason
+
+
+def test_the_largest_honest_frames_pass_the_structure_check():
+    doc, signer = Document(), key(1)
+    chunk = edits(doc, signer, 512, "k")  # a full catch-up chunk
+    clock = {bytes([n % 256, n // 256]) * 16: doc.clock()[signer.public_key] for n in range(16_000)}
+    hello = Hello(bytes(32), bytes(32), "é" * 256)
+    for frame in (Changes(tuple(chunk)), Clock(clock), hello, Bye("€" * 512)):
+        assert decode_frame(encode_frame(frame), 4 << 20) == frame
+
+
+def test_before_authentication_a_frame_over_the_small_limit_is_cut_unread(monkeypatch):
+    limits = Limits()
+    doc, liar = Document(), key(9)
+    big = set_key(doc, liar, "big", "x" * 5_000)
+    frame = encode_frame(Changes((big,)))
+    assert limits.max_handshake_frame_bytes < len(frame) < limits.max_frame_bytes
+    honest = end(1)
+    with monkeypatch.context() as patched:
+        patched.setattr("huskies.sync.frames.check_structure", lambda *_: pytest.fail("walked"))
+        patched.setattr(cbor2, "loads", lambda *_: pytest.fail("decoded"))
+        actions = honest.session.receive(frame, 0, honest.doc)
+    limit = limits.max_handshake_frame_bytes
+    problem = f"before authentication: frame of {len(frame)} bytes is over the limit of {limit}"
+    assert isinstance(actions[-1], Close)
+    assert problem in actions[-1].reason
+    # The same frame after authentication is an ordinary chunk of changes.
+    a, b = end(1), end(2)
+    connect(a, b)
+    [deliver] = b.session.receive(frame, 0, b.doc)
+    assert deliver == Deliver((big,))
+
+
+def test_before_authentication_a_frame_of_many_items_is_cut():
+    honest = end(1)
+    actions = honest.session.receive(cbor2.dumps([1, 5, *range(20)]), 0, honest.doc)
+    assert isinstance(actions[-1], Close)
+    assert "before authentication: frame holds more than 16 items" in actions[-1].reason
+
+
+def test_the_handshake_must_finish_by_its_deadline_whatever_the_peer_sends():
+    honest = end(1, limits=Limits(handshake_timeout_s=10))
+    honest.session.start()
+    for second in range(1, 10):
+        [pong] = honest.session.receive(encode_frame(Ping(second)), second, honest.doc)
+        assert decode_frame(pong.data, 1 << 20) == Pong(second)  # type: ignore[union-attr]
+        assert honest.session.tick(second + 0.5) == []
+    hello = encode_frame(Hello(key(2).public_key, bytes(32)))
+    honest.session.receive(hello, 9.9, honest.doc)  # authenticating late does not help either
+    bye, close = honest.session.tick(10)
+    reason = "handshake not finished within 10 s of connecting"
+    assert decode_frame(bye.data, 1 << 20) == Bye(reason)  # type: ignore[union-attr]
+    assert close == Close(reason, peer_fault=True)
+    assert honest.session.state is State.CLOSED
+
+
+def test_an_admitted_peer_is_past_the_handshake_deadline():
+    limits = Limits(handshake_timeout_s=10, ping_interval_s=30, ping_timeout_s=60)
+    a, b = end(1, limits=limits), end(2, limits=limits)
+    connect(a, b)
+    assert a.session.tick(25) == []
+    assert a.session.state is State.OPEN
+    # A peer still waiting for the driver's verdict is not admitted yet.
+    checking = end(3, limits=limits, allow=lambda peer, token: (True, ""))
+    checking.session.receive(encode_frame(Hello(key(4).public_key, bytes(32))), 0, checking.doc)
+    message = auth_message(bytes([3]) * 32, key(4).public_key, checking.key.public_key)
+    [check] = checking.session.receive(encode_frame(Auth(key(4).sign(message))), 1, checking.doc)
+    assert isinstance(check, CheckPeer)
+    assert isinstance(checking.session.tick(10)[-1], Close)
+
+
 def test_every_frame_survives_the_wire():
     signed = set_key(Document(), key(1), "x", 1)
     frames: list[Frame] = [

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 import websockets
@@ -14,7 +16,13 @@ from websockets.asyncio.client import connect
 
 from huskies.crdt import ObjKind, parse_node_id
 from huskies.store import PersistError, Replica
-from huskies.sync.link import PeerInfo, Peers, Transport, run_link
+from huskies.sync.link import (
+    PeerInfo,
+    Peers,
+    Transport,
+    address_group,
+    run_link,
+)
 from huskies.sync.protocol import Limits
 from huskies.sync.transports import DialledTransport
 from huskies.sync.trust import Trust, TrustStore, parse_token
@@ -48,8 +56,20 @@ class Node:
         self.peers = Peers()
         self._wall_ms = wall_ms
 
-    async def accept(self, transport: Transport, remote: str) -> str:
-        info = PeerInfo(remote, "in", self._wall_ms() / 1000)
+    @contextlib.contextmanager
+    def handshake(self, host: str, port: int) -> Iterator[PeerInfo]:
+        """A place in the handshake for a connection from `host`, taken before it is accepted
+        and given back when the block ends (or when the link is admitted); raises
+        HandshakeRefused, logged at a bounded rate, when too many are in the handshake."""
+        info = PeerInfo(f"{host}:{port}", "in", self._wall_ms() / 1000)
+        self.peers.begin_inbound(info, address_group(host), self.limits, time.monotonic())
+        try:
+            yield info
+        finally:
+            self.peers.end(info)
+
+    async def accept(self, transport: Transport, info: PeerInfo) -> str:
+        """Run the sync link of a connection `handshake` let in, until it closes."""
         return await run_link(
             transport, self.replica, self.trust, self.peers, info,
             limits=self.limits, wall_ms=self._wall_ms,
@@ -125,7 +145,10 @@ class Node:
                 "queued": max((peer.queued for peer in peers), default=0),
                 "catching_up": sum(not peer.caught_up for peer in peers),
             },
+            # Only admitted peers: a connection in the handshake is not one, it is only counted.
             "peers": [asdict(peer) for peer in peers],
+            "handshaking": self.peers.handshaking(),
+            "handshakes_refused": self.peers.refused.count,
         }
 
 

@@ -1,7 +1,10 @@
 """The frames of the sync protocol and their wire form.
 
 Every frame is one binary WebSocket message holding the CBOR array `[version, kind, fields…]`.
-Decoding checks size, shape and types, and says what was wrong; it never trusts the peer.
+Decoding checks size, shape and types, and says what was wrong; it never trusts the peer. Before
+the CBOR decoder sees a frame, `check_structure` walks its headers alone, so a frame that nests
+too deep, claims more items or bytes than it holds, or uses CBOR that no frame needs is refused
+without anything being built from it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ PROTOCOL = "huskies-sync/1"
 NONCE_BYTES = 32
 MAX_TOKEN_CHARS = 256
 MAX_REASON_CHARS = 512
+# The deepest frames (Clock, Changes) nest arrays three deep: frame, list, entry. One level
+# more lets a frame of a later version still get as far as its version check.
+MAX_NESTING = 4
+# Data items in one frame: a full Changes chunk (512 changes) is about 2,600, a Clock four per
+# author, so this allows 16,000 authors; it keeps a 4 MiB frame of one-byte items (four
+# million Python objects, over 300 MB) from ever reaching the decoder.
+MAX_ITEMS = 1 << 16
 
 
 class FrameError(ValueError):
@@ -121,10 +131,11 @@ def encode_frame(frame: Frame) -> bytes:
     return cbor2.dumps([VERSION, kind, *fields])
 
 
-def decode_frame(data: bytes, max_bytes: int) -> Frame:
+def decode_frame(data: bytes, max_bytes: int, max_items: int = MAX_ITEMS) -> Frame:
     """The frame in `data`; raises FrameError saying what is wrong with it."""
     if len(data) > max_bytes:
         raise FrameError(f"frame of {len(data)} bytes is over the limit of {max_bytes}")
+    check_structure(data, max_items)
     try:
         raw = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
@@ -138,6 +149,105 @@ def decode_frame(data: bytes, max_bytes: int) -> Frame:
         return _parse(kind, fields)
     except (TypeError, ValueError, KeyError) as exc:
         raise FrameError(f"malformed frame of kind {kind!r}: {exc}") from None
+
+
+# CBOR's major types (RFC 8949, section 3.1) and the simple values frames use.
+_UNSIGNED, _NEGATIVE, _BYTES, _TEXT, _ARRAY, _MAP, _TAG, _SIMPLE = range(8)
+_FALSE_TRUE_NULL = (20, 21, 22)
+_INDEFINITE = 31
+
+
+def check_structure(data: bytes, max_items: int = MAX_ITEMS) -> None:
+    """Walk the CBOR headers of `data` without building anything from them; raise FrameError if
+    it is not one definite-length array nesting at most MAX_NESTING deep and holding at most
+    `max_items` items of the kinds frames use (integers, byte and text strings, arrays, false,
+    true, null), every length within the bytes that follow."""
+    if not data:
+        raise FrameError("frame is empty")
+    position, end = 0, len(data)
+    unread: list[int] = []  # items still to come in each array we are inside, innermost last
+    items = 0
+    while True:
+        if position < end and data[position] & 0x1F < 24:  # the common short header, inline
+            major, argument = data[position] >> 5, data[position] & 0x1F
+            position += 1
+        else:
+            major, argument, position = _header(data, position)
+        if items == 0 and major != _ARRAY:
+            raise FrameError("frame must be an array [version, kind, …]")
+        items += 1
+        if items > max_items:
+            raise FrameError(f"frame holds more than {max_items} items")
+        if major in (_BYTES, _TEXT):
+            if argument > end - position:
+                raise FrameError(
+                    f"frame is not valid CBOR: a string of {argument} bytes "
+                    f"with {end - position} left in the frame"
+                )
+            position += argument
+        elif major == _ARRAY:
+            if argument > end - position:
+                raise FrameError(
+                    f"frame is not valid CBOR: an array of {argument} items "
+                    f"with {end - position} bytes left in the frame"
+                )
+            if items + argument > max_items:
+                raise FrameError(
+                    f"frame holds more than {max_items} items: item {items} is an array of "
+                    f"{argument}"
+                )
+            if argument:
+                if len(unread) == MAX_NESTING:
+                    raise FrameError(f"frame nests arrays more than {MAX_NESTING} deep")
+                unread.append(argument)
+                continue  # the array ends with its last item
+        elif major == _SIMPLE and argument not in _FALSE_TRUE_NULL:
+            raise FrameError(f"frame holds the CBOR simple value {argument}, which no frame uses")
+        elif major in (_MAP, _TAG):
+            raise FrameError(f"frame holds a CBOR {_NAMES[major]}, which no frame uses")
+        if _item_done(unread):
+            break
+    if position != end:
+        raise FrameError(f"frame has {end - position} bytes after its end")
+
+
+_NAMES = {_BYTES: "byte string", _TEXT: "text string", _ARRAY: "array", _MAP: "map", _TAG: "tag"}
+
+
+def _header(data: bytes, position: int) -> tuple[int, int, int]:
+    """The major type and argument of the item header at `position`, and where the item's
+    content starts."""
+    if position >= len(data):
+        raise FrameError("frame is not valid CBOR: it ends inside an array")
+    initial = data[position]
+    major, info = initial >> 5, initial & 0x1F
+    position += 1
+    if info < 24:
+        return major, info, position
+    if info == _INDEFINITE:
+        if major == _SIMPLE:
+            raise FrameError("frame is not valid CBOR: a break code outside an indefinite item")
+        what = _NAMES.get(major, "item")
+        raise FrameError(f"frame holds an indefinite-length {what}; frames use definite lengths")
+    if info > 27:
+        raise FrameError(f"frame is not valid CBOR: reserved header byte 0x{initial:02x}")
+    if major == _SIMPLE:
+        raise FrameError("frame holds a CBOR float or simple value, which no frame uses")
+    size = 1 << (info - 24)
+    if position + size > len(data):
+        raise FrameError("frame is not valid CBOR: it ends inside an item header")
+    return major, int.from_bytes(data[position : position + size], "big"), position + size
+
+
+def _item_done(unread: list[int]) -> bool:
+    """One item ended: count it off its array, and the array off its parent when that was its
+    last item. True when the outermost array ended."""
+    while unread:
+        unread[-1] -= 1
+        if unread[-1]:
+            return False
+        unread.pop()
+    return True
 
 
 def _parse(kind: object, fields: list[object]) -> Frame:

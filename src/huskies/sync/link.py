@@ -3,14 +3,18 @@
 The same driver serves both ends: the server's `/crdt-sync` endpoint and the rendezvous
 client hand it a `Transport`. Four child tasks share one task group: the reader feeds received
 frames to the session, the writer sends from a bounded queue, the live task forwards what the
-replica applies, and the ticker keeps the connection alive. When the queue is full the session
-stops live sends and catches the peer up again once it drains, so a slow peer costs bounded
-memory and is not dropped.
+replica applies, and the ticker keeps the connection alive and enforces the handshake's
+deadline. When the queue is full the session stops live sends and catches the peer up again
+once it drains, so a slow peer costs bounded memory and is not dropped.
+
+A connection is a peer only once it is authenticated and admitted; until then `Peers` counts it
+as a handshake, and the listener refuses new connections while too many are in the handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import time
@@ -29,6 +33,7 @@ from huskies.sync.protocol import (
     Limits,
     Send,
     Session,
+    State,
 )
 from huskies.sync.trust import Trust
 
@@ -36,16 +41,32 @@ log = logging.getLogger("huskies.sync")
 
 SEND_QUEUE = 256  # frames waiting for a slow peer before live sends stop
 TICK_S = 1.0
+# Strangers can arrive faster than a log should grow: warnings about them are written at most
+# once per this long, with a count of the ones held back.
+STRANGER_WARNINGS_EVERY_S = 10.0
 
 
 class Transport(Protocol):
     async def recv(self) -> bytes: ...
     async def send(self, data: bytes) -> None: ...
-    async def close(self, reason: str) -> None: ...
+    def allow_frames_up_to(self, max_bytes: int) -> None:
+        """The peer is admitted: its frames may be as large as `max_bytes` from now on (until
+        then the connection may take no more than a handshake needs)."""
+        ...
+
+    async def close(self, reason: str, *, graceful: bool = True) -> None:
+        """End the connection. Not graceful: drop it without waiting for the other side's part
+        of the closing handshake (a stranger that never answers must not hold the socket)."""
+        ...
 
 
 class TransportClosed(Exception):
-    """The connection ended underneath the session."""
+    """The connection ended underneath the session; `peer_fault`: because the WebSocket layer
+    refused what the peer sent (a message too large, say)."""
+
+    def __init__(self, reason: str, *, peer_fault: bool = False) -> None:
+        super().__init__(reason)
+        self.peer_fault = peer_fault
 
 
 @dataclass
@@ -65,14 +86,123 @@ class PeerInfo:
     fell_behind: int = 0  # times its send queue filled and live sends stopped
 
 
+class HandshakeRefused(Exception):
+    """Too many connections are in the handshake; the message says which limit."""
+
+
+class ThrottledWarnings:
+    """Warnings of one kind, written at most once per `every_s` however often they happen, each
+    saying how many happened since the last; all are counted."""
+
+    def __init__(self, what: str, every_s: float = STRANGER_WARNINGS_EVERY_S) -> None:
+        self.what = what
+        self.count = 0
+        self._every_s = every_s
+        self._held = 0
+        self._next = float("-inf")  # when the next warning may be written (monotonic)
+
+    def warn(self, latest: str, now: float) -> None:
+        self.count += 1
+        self._held += 1
+        if now < self._next:
+            return
+        log.warning(
+            "%s: %d since the last such warning (one at most every %.0f s); the latest: %s",
+            self.what,
+            self._held,
+            self._every_s,
+            latest,
+        )
+        self._held = 0
+        self._next = now + self._every_s
+
+
 @dataclass
 class Peers:
-    """The node's open connections."""
+    """The node's connections: admitted peers (authenticated and allowed), and connections
+    still in the handshake, which are not peers yet."""
 
-    links: dict[int, PeerInfo] = field(default_factory=dict)
+    links: dict[int, PeerInfo] = field(default_factory=dict)  # admitted peers
+    # Connections in the handshake, with their address group (None: dialled by us, never
+    # refused for the handshake limits).
+    handshakes: dict[int, tuple[PeerInfo, str | None]] = field(default_factory=dict)
+    refused: ThrottledWarnings = field(
+        default_factory=lambda: ThrottledWarnings("connections to /crdt-sync refused")
+    )
+    strangers_cut: ThrottledWarnings = field(
+        default_factory=lambda: ThrottledWarnings("connections cut before they authenticated")
+    )
 
     def snapshot(self) -> list[PeerInfo]:
+        """The admitted peers."""
         return list(self.links.values())
+
+    def handshaking(self) -> int:
+        return len(self.handshakes)
+
+    def begin(self, info: PeerInfo, group: str | None = None) -> None:
+        """A connection starts its handshake (nothing changes if it already has)."""
+        self.handshakes.setdefault(id(info), (info, group))
+
+    def begin_inbound(self, info: PeerInfo, group: str, limits: Limits, now: float) -> None:
+        """An inbound connection from address `group` starts its handshake, or raises
+        HandshakeRefused (and warns, sparingly) if that would pass `limits`."""
+        try:
+            self._check_room(group, limits)
+        except HandshakeRefused as refused:
+            self.refused.warn(f"{info.address}: {refused}", now)
+            raise
+        self.begin(info, group)
+
+    def _check_room(self, group: str, limits: Limits) -> None:
+        inbound = [g for _, g in self.handshakes.values() if g is not None]
+        if len(inbound) >= limits.max_handshakes:
+            raise HandshakeRefused(
+                f"{len(inbound)} connections are in the handshake, the most this node allows"
+            )
+        from_group = inbound.count(group)
+        if from_group >= limits.max_handshakes_per_address:
+            raise HandshakeRefused(
+                f"{from_group} connections from {group} are in the handshake, the most this "
+                "node allows from one address"
+            )
+
+    def admit(self, info: PeerInfo) -> None:
+        """The connection's handshake finished: it is a peer now."""
+        self.handshakes.pop(id(info), None)
+        self.links[id(info)] = info
+
+    def end(self, info: PeerInfo) -> None:
+        self.handshakes.pop(id(info), None)
+        self.links.pop(id(info), None)
+
+    def log_end(self, info: PeerInfo, reason: str, *, peer_fault: bool) -> None:
+        """Log why a link ended. An inbound connection that never became a peer is a stranger,
+        and strangers can come faster than the log should grow: a fault of theirs is a
+        throttled warning, their leaving is only debug."""
+        who = info.peer or info.address
+        if info.direction == "in" and id(info) not in self.links:
+            if peer_fault:
+                self.strangers_cut.warn(f"{who}: {reason}", time.monotonic())
+            else:
+                log.debug("sync with %s ended before it authenticated: %s", who, reason)
+            return
+        level = logging.WARNING if peer_fault else logging.INFO
+        log.log(level, "sync with %s ended: %s", who, reason)
+
+
+def address_group(host: str) -> str:
+    """What the per-address handshake limit counts by: the address itself, or for IPv6 its /64
+    (one host is commonly given a whole /64)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class _Closed(Exception):
@@ -99,7 +229,7 @@ async def run_link(
     # Chunks of changes being checked, in arrival order; bounded so a fast sender waits.
     arriving: asyncio.Queue[asyncio.Future[list[VerifiedChange | Rejected]]] = asyncio.Queue(2)
     doc = replica.document
-    peers.links[id(info)] = info
+    peers.begin(info)
 
     async def act(actions: list[Action]) -> None:
         for action in actions:
@@ -115,7 +245,11 @@ async def run_link(
                 case CheckPeer(key, offered):
                     allowed, reason = trust.check(key, offered, wall_ms())
                     info.peer = key.hex()
-                    await act(session.peer_checked(allowed, reason, doc))
+                    answer = session.peer_checked(allowed, reason, doc)
+                    if session.state is State.OPEN:
+                        peers.admit(info)
+                        transport.allow_frames_up_to(session.limits.max_frame_bytes)
+                    await act(answer)
                 case Deliver(changes):
                     # Checked on their way in, so checking the next chunk overlaps filing this.
                     await arriving.put(asyncio.ensure_future(replica.check(changes)))
@@ -177,15 +311,17 @@ async def run_link(
         close = closed.exceptions[0]
         assert isinstance(close, _Closed)
         reason = close.close.reason
-        level = logging.WARNING if close.close.peer_fault else logging.INFO
-        log.log(level, "sync with %s closed: %s", info.peer or info.address, reason)
+        peers.log_end(info, reason, peer_fault=close.close.peer_fault)
         await _flush(outbox, transport)
     except* TransportClosed as ended:
-        reason = str(ended.exceptions[0]) or reason
-        log.info("sync with %s ended: %s", info.peer or info.address, reason)
+        cause = ended.exceptions[0]
+        assert isinstance(cause, TransportClosed)
+        reason = str(cause) or reason
+        peers.log_end(info, reason, peer_fault=cause.peer_fault)
     finally:
-        peers.links.pop(id(info), None)
-        await transport.close(reason)
+        admitted = id(info) in peers.links
+        peers.end(info)
+        await transport.close(reason, graceful=admitted)
     return reason
 
 

@@ -8,13 +8,16 @@ replica, close. Nothing here touches a socket, a clock or a random source.
 1. Handshake. Each side sends `Hello` (its key and a fresh nonce), then `Auth`: its signature of
    the other's nonce (`frames.auth_message`). A bad signature closes the connection; a good one
    asks the driver, through `CheckPeer`, whether that key may join (trusted, or holding a valid
-   join token).
+   join token). Until the peer is admitted its frames are held to the handshake's small limits,
+   checked on their length before anything is decoded, and the handshake must finish within a
+   deadline counted from the connection's start, which no frame extends.
 2. Catch-up. Each side sends its `Clock`; each answers the other's with the changes it lacks, in
    bounded chunks, then `Ready`.
 3. Live. Each change the replica applies goes out with `publish`. If the driver's send queue
    for this peer fills (a slow reader), `fell_behind` stops live sends, and once the queue
    drains `drained` asks the peer for its clock again (`Resync`) instead of dropping it.
-4. Keepalive: `tick` sends `Ping` every interval and closes a peer silent past the timeout.
+4. Keepalive: `tick` sends `Ping` every interval and closes a peer silent past the timeout, or one
+   whose handshake is past its deadline.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from huskies.crdt import (
 )
 from huskies.crdt.identity import verify_signature
 from huskies.sync.frames import (
+    MAX_ITEMS,
     Auth,
     Bye,
     Changes,
@@ -59,6 +63,20 @@ class Limits:
     max_chunk_bytes: int = 1 << 20
     ping_interval_s: float = 30.0
     ping_timeout_s: float = 60.0
+    # Before the peer is admitted. A Hello with the longest join token and a Bye with the longest
+    # reason take under 2.1 KiB, so 4 KiB fits any honest handshake frame, and a stranger
+    # cannot make this node decode more than that at a time.
+    max_handshake_frame_bytes: int = 4 << 10
+    # Hello, the largest handshake frame, holds six CBOR items.
+    max_handshake_frame_items: int = 16
+    # An honest handshake is two round trips; ten seconds allow a slow link, and a socket that
+    # never authenticates is closed then however many Pings it sends.
+    handshake_timeout_s: float = 10.0
+    # Inbound connections still in the handshake (each holds a socket and a task): in all, and
+    # from one address (one IPv6 /64), so one host cannot take every place. Over either, a new
+    # connection is refused before it is accepted; admitted peers never count.
+    max_handshakes: int = 64
+    max_handshakes_per_address: int = 8
 
 
 # ---- actions ---------------------------------------------------------------------------------
@@ -131,6 +149,7 @@ class Session:
         self._nonce = nonce
         self._token = token
         self._hello: Hello | None = None
+        self._started = now
         self._last_heard = now
         self._last_ping = now
         self._pings = 0
@@ -146,10 +165,16 @@ class Session:
         if self.state is State.CLOSED:
             return []
         self._last_heard = now
+        limits = self.limits
+        if self.state is State.OPEN:
+            max_bytes, max_items, when = limits.max_frame_bytes, MAX_ITEMS, ""
+        else:
+            max_bytes = min(limits.max_handshake_frame_bytes, limits.max_frame_bytes)
+            max_items, when = limits.max_handshake_frame_items, " before authentication"
         try:
-            frame = decode_frame(data, self.limits.max_frame_bytes)
+            frame = decode_frame(data, max_bytes, max_items)
         except FrameError as exc:
-            return self._fail(f"malformed frame: {exc}")
+            return self._fail(f"malformed frame{when}: {exc}")
         return self._handle(frame, doc)
 
     def peer_checked(self, allowed: bool, reason: str, doc: Document) -> list[Action]:
@@ -188,9 +213,13 @@ class Session:
         return [self._send(Resync())]
 
     def tick(self, now: float) -> list[Action]:
-        """Keepalive: call it periodically."""
+        """Keepalive and the handshake's deadline: call it periodically."""
         if self.state is State.CLOSED:
             return []
+        timeout = self.limits.handshake_timeout_s
+        if self.state is not State.OPEN and now - self._started >= timeout:
+            reason = f"handshake not finished within {timeout:g} s of connecting"
+            return self._close(reason, peer_fault=True, tell=True)
         if now - self._last_heard >= self.limits.ping_timeout_s:
             silent = now - self._last_heard
             return self._close(f"peer silent for {silent:.0f} s", peer_fault=True, tell=False)

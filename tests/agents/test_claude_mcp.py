@@ -18,6 +18,7 @@ from huskies.agents.permissions import Ruling, ToolCall, rule_on
 from huskies.agents.plain_git import GITS_OWN
 from huskies.config import PermissionRule
 from huskies.pipeline.gates import read_gate_reports
+from huskies.project import Project
 from huskies.server import running
 from huskies.services.permissions import PERMISSION_REQUEST
 
@@ -147,6 +148,18 @@ async def test_claude_codes_permission_prompts_go_through_prompt_permission(
         )
 
 
+async def run_one_item(project: Project, title: str) -> None:
+    """Serve `project`, add one item titled `title`, and run its coder until it ends."""
+    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
+        services = server.services
+        assert services.agents is not None
+        await services.board.create(title)
+        run = await services.agents.start(1)
+        assert run is not None
+        async with asyncio.timeout(90):
+            await run.finished.wait()
+
+
 GIT_ALLOWED = """
 [[permission]]
 tool = "Bash(git *)"
@@ -169,14 +182,7 @@ async def test_claude_code_asks_about_a_compound_command_whole_or_not_at_all(
         tool("Bash", command="git tag plain"),
         Reply("One tag made."),
     )
-    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
-        services = server.services
-        assert services.agents is not None
-        await services.board.create("Compound commands")
-        run = await services.agents.start(1)
-        assert run is not None
-        async with asyncio.timeout(90):
-            await run.finished.wait()
+    await run_one_item(project, "Compound commands")
 
     # Claude Code asks about a compound command once, with the whole command (it does not
     # split it and ask about each part)...
@@ -236,14 +242,7 @@ async def test_claude_code_asks_before_writing_gits_own_files_and_huskies_denies
         tool("Write", file_path=str(worktree / "notes.txt"), content="notes\n"),
         Reply("Tried git's own files."),
     )
-    async with running(project, project.config(), "127.0.0.1", 0, heartbeat_s=3600) as server:
-        services = server.services
-        assert services.agents is not None
-        await services.board.create("Dot git")
-        run = await services.agents.start(1)
-        assert run is not None
-        async with asyncio.timeout(90):
-            await run.finished.wait()
+    await run_one_item(project, "Dot git")
 
     # In acceptEdits mode, and with Write and Edit among its allowed tools too, Claude Code
     # asks before writing a path with a `.git` in it; it reads one, and writes an ordinary

@@ -128,9 +128,11 @@ async def until(condition: Callable[[], Any], what: str) -> Any:
         await asyncio.sleep(0.05)  # polling real processes for a state they reach on their own
 
 
-def converged(*nodes: Node) -> bool:
-    clocks = {node.health()["clock"] for node in nodes}
-    return len(clocks) == 1
+def converged(*nodes: Node) -> list[dict[str, Any]] | None:
+    """The nodes' health when their clocks agree (read once each, so what is asserted of them
+    is what agreed: with presence written every 0.2 s, a second look may see a newer change)."""
+    healths = [node.health() for node in nodes]
+    return healths if len({health["clock"] for health in healths}) == 1 else None
 
 
 class Hostile:

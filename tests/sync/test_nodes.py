@@ -95,10 +95,9 @@ def test_three_nodes_converge_through_a_sigkill_and_a_late_joiner(make_node):
     right.start()  # joins late, with an empty database
     wait_for(lambda: converged(hub, right), "the late joiner to catch up")
     left.start()  # back after the kill; everyone kept writing presence meanwhile
-    wait_for(lambda: converged(hub, left, right), "all three to converge")
-    nodes = {n: n.health() for n in (hub, left, right)}
-    assert len({h["changes"] for h in nodes.values()}) == 1
-    assert all(h["pending"] == 0 for h in nodes.values())
+    healths = wait_for(lambda: converged(hub, left, right), "all three to converge")
+    assert len({health["changes"] for health in healths}) == 1
+    assert all(health["pending"] == 0 for health in healths)
     # A partition: with the hub gone the spokes cannot reach each other, and both keep writing.
     hub.stop(signal.SIGKILL)
     split = {n: n.health()["changes"] for n in (left, right)}

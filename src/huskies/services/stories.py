@@ -53,8 +53,10 @@ class StoryError(Exception):
 class UnknownItem(StoryError):
     field: str | None = None  # the request's field that named it, if any
 
-    def __init__(self, number: int) -> None:
-        super().__init__(f"there is no item #{number}; `huskies story list` shows them all")
+    def __init__(self, number: int, message: str | None = None) -> None:
+        super().__init__(
+            message or f"there is no item #{number}; `huskies story list` shows them all"
+        )
         self.number = number
 
 
@@ -62,8 +64,7 @@ class UnknownDependency(UnknownItem):
     field = "depends_on"
 
     def __init__(self, number: int) -> None:
-        StoryError.__init__(self, f"there is no item #{number} to depend on")
-        self.number = number
+        super().__init__(number, f"there is no item #{number} to depend on")
 
 
 class IllegalMove(StoryError):

@@ -44,7 +44,7 @@ LOGGED_REFUSALS = 256
 see why a proxy or a page is refused, too few for a flood to fill the log."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = "application/json"
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}  # the schemes of a web page's origin
 
 
 def served_names(host: str, extra: Iterable[str] = ()) -> list[str]:
